@@ -1,0 +1,19 @@
+"""Which schema validates which folder of configs/ (imported lazily so `domainlm --help` stays fast)."""
+
+from __future__ import annotations
+
+import importlib
+
+# configs/<folder>/*.yaml → the pydantic model that validates it
+SCHEMAS = {
+    "train": "domainlm.training.config:TrainConfig",
+    "eval": "domainlm.evals.config:EvalConfig",
+    "serve": "domainlm.serving.config:ServeConfig",
+    "pipeline": "domainlm.pipeline.config:PipelineConfig",
+    "verticals": "domainlm.verticals.spec:VerticalSpec",
+}
+
+
+def schema_for(kind: str):
+    module, _, name = SCHEMAS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,1 @@
+"""Raw rows → chat messages → token ids + loss mask; packing; validation; which datasets may be trained on."""

