@@ -74,3 +74,10 @@ def write_artifact(final: Path, populate, **manifest_fields) -> dict:
         manifest = build_manifest(tmp, **manifest_fields)
         write_manifest(tmp, manifest)
     return manifest
+
+
+def artifact_id(manifest: dict) -> str:
+    """Identity of an artifact's content: sha256 over its file hashes. Eval reports and promotion key on it."""
+    from domainlm.hashing import sha256_bytes
+
+    return sha256_bytes(json.dumps(manifest["files"], sort_keys=True))
