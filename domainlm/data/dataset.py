@@ -1,0 +1,100 @@
+"""Assemble a run's training and held-out rows from its data config: read, validate, encode, count.
+
+The result carries the manifest's data_sources (name, path, sha256, rows used, licence) and the row statistics
+(read, skipped per reason, truncated, tokens), so what went into an adapter is on record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from domainlm import log
+from domainlm.data.encode import ChatEncoder, Encoded
+from domainlm.data.formats import BadRow
+from domainlm.data.inputs import Example, RowIssues, file_record, read_jsonl, vertical_rows, vertical_sources
+from domainlm.errors import DataError
+
+logger = log.get("data")
+
+
+@dataclass
+class SFTData:
+    train: list[Encoded]
+    eval: list[Encoded]
+    sources: list[dict]
+    stats: dict
+
+
+def _encode_all(examples: list[Example], encoder: ChatEncoder, issues: RowIssues) -> tuple[list[Encoded], Counter]:
+    encoded, used = [], Counter()
+    for example in examples:
+        try:
+            encoded.append(encoder.encode(example.messages))
+            used[example.source] += 1
+        except BadRow as problem:
+            issues.report(example.origin, problem)
+    return encoded, used
+
+
+def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
+    n_eval = int(round(len(examples) * fraction))
+    if n_eval == 0:
+        return examples, []
+    order = np.random.default_rng([seed, 7919]).permutation(len(examples))  # fixed split, independent of epochs
+    held = set(order[:n_eval].tolist())
+    return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
+
+
+def build(data, tokenizer, seed: int) -> SFTData:
+    """`data` is a TrainConfig.data section; returns encoded train/eval rows, source records and statistics."""
+    issues = RowIssues(on_error=data.on_error)
+    train, held_out, records = [], [], []
+    if data.vertical:
+        records += vertical_sources(data.vertical)
+        train += vertical_rows(data.vertical, "train", None, issues, data.system_prompt)
+        held_out += vertical_rows(data.vertical, "eval", data.max_eval_rows or None, issues, data.system_prompt)
+    file_rows = []
+    for spec in data.files:
+        path = Path(spec.path).expanduser()
+        name = spec.name or path.stem
+        rows = read_jsonl(path, spec.format, name, issues, data.system_prompt)
+        file_rows += rows
+        records.append(file_record(path, name, spec.licence, 0))
+    for spec in data.eval_files:
+        path = Path(spec.path).expanduser()
+        held_out += read_jsonl(path, spec.format, spec.name or path.stem, issues, data.system_prompt)
+    if file_rows and not data.eval_files and not held_out:
+        file_rows, held = _split(file_rows, data.eval_fraction, seed)
+        held_out += held
+    train += file_rows
+    rows_read = len(train) + len(held_out) + issues.skipped
+    if data.max_train_rows and len(train) > data.max_train_rows:
+        keep = np.sort(np.random.default_rng([seed, 104729]).permutation(len(train))[: data.max_train_rows])
+        train = [train[i] for i in keep]
+    held_out = held_out[: data.max_eval_rows]
+
+    encoder = ChatEncoder(tokenizer, data.max_length, data.truncate)
+    train_encoded, used = _encode_all(train, encoder, issues)
+    eval_encoded, _ = _encode_all(held_out, encoder, issues)
+    issues.log_summary("train+eval")
+    if not train_encoded:
+        raise DataError(f"no usable training rows ({issues.skipped} bad rows skipped: {dict(issues.counts)})")
+    for record in records:
+        record["rows_available"] = record.get("rows")
+        record["rows"] = used.get(record["name"], 0)
+    stats = {
+        "train_rows": len(train_encoded),
+        "eval_rows": len(eval_encoded),
+        "rows_read": rows_read,
+        "bad_rows": issues.to_dict(),
+        "truncated_rows": sum(r.truncated for r in train_encoded),
+        "train_tokens": int(sum(len(r) for r in train_encoded)),
+        "train_target_tokens": int(sum(r.n_targets for r in train_encoded)),
+    }
+    logger.info("data ready", train_rows=stats["train_rows"], eval_rows=stats["eval_rows"],
+                skipped=issues.skipped, truncated=stats["truncated_rows"], tokens=stats["train_tokens"])
+    return SFTData(train_encoded, eval_encoded, records, stats)

@@ -1,0 +1,56 @@
+"""The two things a parser yields, and the one entry point that picks a parser by format name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from domainlm.errors import DataError
+from domainlm.hashing import sha256_bytes, sha256_file
+
+_SHA_CACHE: dict[tuple, str] = {}
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str                      # the dataset's own id (or file position), unique within the source
+    messages: list[dict]         # [{"role": "user"|"assistant", "content": str}, ...], ends with assistant
+    lang: str | None = None      # "en" / "zh" when the row says so; else the source's declared language
+    meta: dict = field(default_factory=dict)  # e.g. topic, department
+
+
+@dataclass(frozen=True)
+class Skip:
+    reason: str                  # short, stable: "empty answer", "invalid JSON", "duplicate", ...
+    where: str                   # file:line or file#index
+
+
+def turns(user: str, assistant: str) -> list[dict]:
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
+
+
+def parse_file(fmt: str, path: Path) -> Iterator[Record | Skip]:
+    from domainlm.data.sources.formats import FORMATS
+
+    if fmt not in FORMATS:
+        raise DataError(f"unknown data format '{fmt}' for {path}: use one of {sorted(FORMATS)}")
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    return FORMATS[fmt](path)
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached per process by (path, size, mtime): the shared data is hashed once per run."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(path)
+    return _SHA_CACHE[key]
+
+
+def files_sha256(files: list[Path], root: Path) -> str:
+    """One file's sha256, or the sha256 of the sorted `relative/path:sha256` lines of several."""
+    if len(files) == 1:
+        return file_sha256(files[0])
+    return sha256_bytes("\n".join(f"{p.relative_to(root).as_posix()}:{file_sha256(p)}" for p in sorted(files)))

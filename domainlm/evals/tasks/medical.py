@@ -1,0 +1,59 @@
+"""Medical benchmarks: MedQA (USMLE), MedMCQA, MMLU-medical, PubMedQA, CMMLU medical subjects."""
+
+from __future__ import annotations
+
+from domainlm.evals.tasks.base import Item, Task, letter_index
+from domainlm.evals.tasks.exams import CMMLU_MEDICAL, cmmlu_task
+from domainlm.evals.tasks.readers import read_json, read_jsonl, shared_file
+from domainlm.evals.tasks.registry import register_task
+
+MC_EN = "Question: {question}\n{options}\nAnswer:"
+
+
+def medagents_items(dataset: str) -> list[Item]:
+    """MedAgentsBench JSONL: question, options {A: text, …}, answer_idx letter."""
+    items = []
+    for number, row in enumerate(read_jsonl(shared_file(dataset, "test.jsonl"))):
+        letters = sorted(row["options"])
+        choices = tuple(str(row["options"][k]) for k in letters)
+        rid = f"{row.get('subject', '')}{'/' if row.get('subject') else ''}{row.get('realidx', number)}"
+        items.append(Item(id=rid, fields={"question": row["question"].strip()}, choices=choices,
+                          gold=letter_index(row["answer_idx"], len(choices))))
+    return items
+
+
+@register_task("medqa", "MedQA USMLE 4-option test (1,273), log-likelihood MC")
+def medqa(ctx) -> Task:
+    return Task("medqa", "multiple_choice", medagents_items("medqa_usmle_4opt"), template=MC_EN,
+                sources=("medqa_usmle_4opt",))
+
+
+@register_task("medmcqa", "MedMCQA (MedAgentsBench test, 2,816), log-likelihood MC")
+def medmcqa(ctx) -> Task:
+    return Task("medmcqa", "multiple_choice", medagents_items("medmcqa_medagents"), template=MC_EN,
+                sources=("medmcqa_medagents",))
+
+
+@register_task("mmlu_medical", "MMLU medical subjects (6 subjects, 1,089), log-likelihood MC")
+def mmlu_medical(ctx) -> Task:
+    return Task("mmlu_medical", "multiple_choice", medagents_items("mmlu_medical_medagents"), template=MC_EN,
+                sources=("mmlu_medical_medagents",))
+
+
+@register_task("pubmedqa", "PubMedQA expert-labelled test (500): generated yes/no/maybe, label extraction")
+def pubmedqa(ctx) -> Task:
+    questions = read_json(shared_file("pubmedqa", "ori_pqal.json"))
+    truth = read_json(shared_file("pubmedqa", "test_ground_truth.json"))
+    items = []
+    for pmid, label in truth.items():
+        row = questions[pmid]
+        items.append(Item(id=pmid, fields={"question": row["QUESTION"], "context": " ".join(row["CONTEXTS"])},
+                          reference=label))
+    return Task("pubmedqa", "generate", items, labels=("yes", "no", "maybe"), primary="label_acc",
+                template="Context: {context}\nQuestion: {question}\nAnswer with yes, no or maybe.\nAnswer:",
+                max_new_tokens=8, sources=("pubmedqa",))
+
+
+@register_task("cmmlu_medical", "CMMLU medical subjects (zh, 9 subjects), log-likelihood MC over letters")
+def cmmlu_medical(ctx, subjects: list[str] | None = None) -> Task:
+    return cmmlu_task("cmmlu_medical", subjects or sorted(CMMLU_MEDICAL))

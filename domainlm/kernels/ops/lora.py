@@ -1,0 +1,98 @@
+"""Fused LoRA linear: y = x Wᵀ + b + Σᵢ sᵢ · (drop(x) Aᵢᵀ) Bᵢᵀ for projections that share one input.
+
+Projections that read the same x (q/k/v, gate/up) are one op: their frozen base weights are one concatenated
+matrix, their A matrices one [R = Σ rᵢ, in] matrix, and their B matrices one block-diagonal [out, R] matrix with
+the scale sᵢ folded in, so a group costs three GEMMs forward and five backward however many projections it holds
+(block-diagonal B adds R/in ≈ 5 % FLOPs at r=16 and saves the per-projection launches and copies).
+
+Memory: only x (the input, not a copy, when dropout is off) and the rank-R activation xa are kept for backward;
+peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32 (optimizer master weights) and are cast to
+the compute dtype for the GEMMs; their gradients come back in fp32. The frozen base weight gets no gradient.
+Dropout, when on, draws one mask per group (peft draws one per projection: same distribution per projection).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def block_diagonal_b(bs: list[torch.Tensor], scalings: list[float], dtype) -> torch.Tensor:
+    """[Σ outᵢ, Σ rᵢ] with sᵢ·Bᵢ on the diagonal blocks."""
+    out = sum(b.shape[0] for b in bs)
+    rank = sum(b.shape[1] for b in bs)
+    full = bs[0].new_zeros((out, rank), dtype=dtype)
+    row = col = 0
+    for b, s in zip(bs, scalings):
+        full[row:row + b.shape[0], col:col + b.shape[1]] = b.to(dtype) * s
+        row, col = row + b.shape[0], col + b.shape[1]
+    return full
+
+
+class _FusedLoRALinear(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, dropout, scalings, *ab):
+        a_list, b_list = list(ab[0::2]), list(ab[1::2])
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1])
+        y = F.linear(x2, weight, bias)
+        mask = None
+        if dropout > 0:
+            keep = 1.0 - dropout
+            mask = torch.rand(x2.shape, device=x2.device, dtype=torch.float32) < keep
+            xd = x2 * mask.to(x2.dtype) * (1.0 / keep)
+        else:
+            xd = x2
+        a_cat = torch.cat([a.to(x2.dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].to(x2.dtype)
+        b_bd = block_diagonal_b(b_list, scalings, x2.dtype)
+        xa = xd @ a_cat.t()                                   # [T, R]
+        y.addmm_(xa, b_bd.t())
+        ctx.save_for_backward(xd, xa, weight, a_cat, b_bd, mask)
+        ctx.dropout, ctx.scalings = dropout, scalings
+        ctx.ranks = [a.shape[0] for a in a_list]
+        ctx.outs = [b.shape[0] for b in b_list]
+        ctx.param_dtypes = [a.dtype for a in a_list], [b.dtype for b in b_list]
+        ctx.x_shape = shape
+        return y.view(*shape[:-1], y.shape[-1])
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        xd, xa, weight, a_cat, b_bd, mask = ctx.saved_tensors
+        g = grad_y.reshape(-1, grad_y.shape[-1]).to(xd.dtype)
+        gxa = g @ b_bd                                        # [T, R], scales included
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_lora = gxa @ a_cat                           # [T, in] through the LoRA branch
+            if mask is not None:
+                grad_lora.mul_(mask.to(grad_lora.dtype) * (1.0 / (1.0 - ctx.dropout)))
+            grad_x = torch.addmm(grad_lora, g, weight).view(ctx.x_shape)
+        grad_a_cat = (gxa.t() @ xd).float()                   # [R, in]
+        grad_b_full = (g.t() @ xa).float()                    # [out, R]
+        a_dtypes, b_dtypes = ctx.param_dtypes
+        grads, row, col = [], 0, 0
+        for rank, out, s, a_dt, b_dt in zip(ctx.ranks, ctx.outs, ctx.scalings, a_dtypes, b_dtypes):
+            grads.append(grad_a_cat[col:col + rank].to(a_dt))
+            grads.append((grad_b_full[row:row + out, col:col + rank] * s).to(b_dt))
+            row, col = row + out, col + rank
+        return (grad_x, None, None, None, None, *grads)
+
+
+def fused_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, lora_a: list[torch.Tensor],
+                      lora_b: list[torch.Tensor], scalings: list[float], dropout: float = 0.0) -> torch.Tensor:
+    """x [..., in]; weight [Σ outᵢ, in] frozen; lora_a[i] [rᵢ, in]; lora_b[i] [outᵢ, rᵢ]; returns [..., Σ outᵢ]."""
+    if weight.requires_grad:
+        raise ValueError("fused_lora_linear trains only the LoRA matrices; the base weight must be frozen")
+    if sum(b.shape[0] for b in lora_b) != weight.shape[0]:
+        raise ValueError("the LoRA B matrices must cover every output row of the fused base weight")
+    return _FusedLoRALinear.apply(x, weight, bias, float(dropout), list(scalings),
+                                  *[t for pair in zip(lora_a, lora_b) for t in pair])
+
+
+def reference_lora_linear(x, weights: list[torch.Tensor], biases, lora_a, lora_b, scalings) -> torch.Tensor:
+    """Unfused, per projection, in the LoRA parameters' dtype (what peft computes), concatenated."""
+    outs = []
+    for i, w in enumerate(weights):
+        base = F.linear(x, w, None if biases is None else biases[i])
+        lora = F.linear(F.linear(x.to(lora_a[i].dtype), lora_a[i]), lora_b[i]) * scalings[i]
+        outs.append(base + lora.to(base.dtype))
+    return torch.cat(outs, dim=-1)

@@ -1,0 +1,1 @@
+"""The quickstart pipeline: prepare base → train → eval → register → promote → serve → ask → report."""

@@ -1,0 +1,42 @@
+"""Schema of configs/pipeline/*.yaml: which verticals, how long to train, how much to evaluate, how to serve."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from domainlm.config import Strict
+
+
+class TrainStage(Strict):
+    config_dir: str = "configs/train"          # <config_dir>/<vertical>.yaml is each vertical's training config
+    overrides: list[str] = []                  # key=value overrides applied to every vertical's training config
+    per_vertical: dict[str, list[str]] = {}    # extra overrides for one vertical
+
+
+class EvalStage(Strict):
+    config_dir: str = "configs/eval"           # <config_dir>/<vertical>.yaml is each vertical's eval config
+    limit: int | None = Field(None, ge=1)      # items per task (None: all); sampled deterministically
+    backend: str = "hf"                        # hf | vllm: how base and adapters are scored offline
+    overrides: list[str] = []                  # key=value overrides applied to every eval config
+
+
+class ServeStage(Strict):
+    config: str = "configs/serve/local.yaml"   # gateway + engine config used to answer the demo questions
+    max_tokens: int = Field(96, ge=1)          # answer length for the demo questions
+
+
+class Question(Strict):
+    en: str
+    zh: str | None = None
+
+
+class PipelineConfig(Strict):
+    base_model: str = "smollm2-135m"           # embedded name, local HF dir, or hub id already downloaded
+    verticals: list[str] = Field(default_factory=lambda: ["medical", "petrochem", "marine"])
+    workdir: str = "outputs/quickstart"        # state.json, adapters, eval reports, filing records, summary
+    registry: str | None = None                # registry root (None: $DOMAINLM_REGISTRY or $DOMAINLM_HOME/registry)
+    train: TrainStage = TrainStage()
+    eval: EvalStage = EvalStage()
+    serve: ServeStage = ServeStage()
+    questions: dict[str, Question] = {}        # vertical → the real question asked through the gateway at the end
+    smoke: list[str] = []                      # overrides applied by `--smoke` (the reduced CI version)

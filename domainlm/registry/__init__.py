@@ -1,0 +1,6 @@
+"""Immutable adapter versions + a SQLite index of stages (candidate → production → archived) + promotion gates."""
+
+from domainlm.registry.names import NotFound, RegistryError, parse_ref
+from domainlm.registry.store import Entry, Registry
+
+__all__ = ["Entry", "NotFound", "Registry", "RegistryError", "parse_ref"]

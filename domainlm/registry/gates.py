@@ -1,0 +1,85 @@
+"""Promotion gates: does an eval report (for this exact artifact) meet the vertical's thresholds?
+
+Report contract (docs/architecture.md, domainlm/evals/report.py): `subject.artifact_id` and a `summary` with
+domain_gain (points), general_regression (points, base − adapter), significant (bool), nll_reduction (fraction).
+Gates come from the vertical's definition: min_domain_gain, max_general_regression, require_significance,
+min_nll_reduction (None = not gated).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from domainlm.registry.names import RegistryError
+
+
+@dataclass
+class GateResult:
+    passed: bool
+    failures: list[str] = field(default_factory=list)
+    checked: dict = field(default_factory=dict)  # gate name → (value, threshold)
+
+
+def read_report(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise RegistryError(f"eval report not found: {path}")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryError(f"{path}: eval report is not valid JSON ({exc})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("summary"), dict):
+        raise RegistryError(f"{path}: eval report has no 'summary' object (see docs/architecture.md, Eval report)")
+    if not isinstance(report.get("subject"), dict) or not report["subject"].get("artifact_id"):
+        raise RegistryError(f"{path}: eval report has no 'subject.artifact_id': which artifact was evaluated?")
+    return report
+
+
+def report_artifact_id(report: dict) -> str:
+    return str(report["subject"]["artifact_id"])
+
+
+def load_gates(vertical: str):
+    """The vertical's gates object (attributes min_domain_gain, max_general_regression, ...)."""
+    try:
+        from domainlm.verticals import get_vertical
+    except ImportError as exc:  # the verticals package is part of domainlm; a broken install says so
+        raise RegistryError(f"cannot read the gates of '{vertical}': domainlm.verticals is not importable ({exc})")
+    return get_vertical(vertical).gates
+
+
+def _number(summary: dict, key: str) -> float | None:
+    value = summary.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def check_gates(report: dict, gates) -> GateResult:
+    """Compare the report's summary with the gates; every unmet or unmeasured gate is named."""
+    summary = report["summary"]
+    result = GateResult(passed=True)
+
+    def need(name: str, key: str, threshold, ok) -> None:
+        if threshold is None:
+            return
+        value = _number(summary, key)
+        result.checked[name] = (value, threshold)
+        if value is None:
+            result.failures.append(f"{key} missing from the report summary (gate {name}={threshold})")
+        elif not ok(value, threshold):
+            result.failures.append(f"{key}={value:g} does not meet {name}={threshold:g}")
+
+    need("min_domain_gain", "domain_gain", getattr(gates, "min_domain_gain", None), lambda v, t: v >= t)
+    need("max_general_regression", "general_regression", getattr(gates, "max_general_regression", None),
+         lambda v, t: v <= t)
+    need("min_nll_reduction", "nll_reduction", getattr(gates, "min_nll_reduction", None), lambda v, t: v >= t)
+    if getattr(gates, "require_significance", False):
+        result.checked["require_significance"] = (summary.get("significant"), True)
+        if summary.get("significant") is not True:
+            result.failures.append("the domain gain is not significant (paired bootstrap p ≥ 0.05) "
+                                   "and the vertical requires significance")
+    result.passed = not result.failures
+    return result

@@ -1,0 +1,146 @@
+"""The gateway FastAPI app: OpenAI routes + ops routes + /admin, OpenAI-shaped errors, a request-size guard.
+
+    app = create_app(ServeConfig(...))            # engines start in the app's lifespan
+    app = create_app(config, extra_routers=[r])   # more routes (e.g. the web console) on the same service
+
+The web console (domainlm.serving.console, when installed) is mounted by `mount(app, service)` if
+`gateway.console` is true.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from domainlm import __version__, log
+from domainlm.serving.errors import APIError
+from domainlm.serving.serving import Call, GatewayService
+
+logger = log.get("serving")
+
+
+class BodyLimit:
+    """Pure ASGI middleware: bodies over `limit` bytes get 413 before anything parses them."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = APIError(413, f"request body is larger than this gateway's limit of {self.limit} bytes",
+                           code="request_too_large")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await too_big.response()(scope, receive, send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await too_big.response()(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _param(loc: tuple) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    def audited(request: Request, error: APIError) -> Response:
+        """Errors raised before a handler ran (auth, validation) are still audited and counted."""
+        service = request.app.state.service
+        if request.url.path.startswith("/v1/"):
+            endpoint = request.url.path.removeprefix("/v1/").replace("/", ".")
+            call = Call(endpoint, uuid.uuid4().hex, key=getattr(request.state, "key", None),
+                        status=error.status, error=error.message)
+            service.finish(call)
+        return error.response()
+
+    @app.exception_handler(APIError)
+    async def api_error(request: Request, exc: APIError):
+        return audited(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        where = _param(tuple(first.get("loc", ())))
+        message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+        if first.get("type") == "json_invalid" or (where is None and "JSON" in message):
+            message = f"request body is not valid JSON ({first.get('msg')})"
+        return audited(request, APIError(400, message, param=where, code="invalid_request"))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = {404: f"no route {request.url.path}", 405: f"method {request.method} is not allowed here"}
+        return APIError(exc.status_code, message.get(exc.status_code, str(exc.detail))).response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        logger.error("unhandled error", path=request.url.path, error=repr(exc))
+        return APIError(500, "internal error in the gateway (see its log)", code="internal_error").response()
+
+
+def mount_console(app: FastAPI, service: GatewayService) -> bool:
+    try:
+        console = importlib.import_module("domainlm.serving.console")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("domainlm.serving.console"):
+            return False
+        raise
+    console.mount(app, service)
+    return True
+
+
+def create_app(config, *, service: GatewayService | None = None, extra_routers=()) -> FastAPI:
+    from domainlm.serving import admin, routes
+
+    service = service or GatewayService(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await service.start()
+        logger.info("gateway started", models=service.table.names(), problems=service.problems)
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(title="domainlm gateway", version=__version__, lifespan=lifespan,
+                  description="OpenAI-compatible gateway for vertical LoRA adapters (domainlm).")
+    app.state.service = service
+    app.add_middleware(BodyLimit, limit=config.gateway.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(routes.router)
+    app.include_router(admin.router)
+    for router in extra_routers:
+        app.include_router(router)
+    if config.gateway.console:
+        mount_console(app, service)
+    return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    return json.dumps(app.openapi(), indent=2)

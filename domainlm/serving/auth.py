@@ -1,0 +1,154 @@
+"""API keys: stored as sha256 hashes in SQLite, each with scopes and per-minute limits.
+
+A key looks like `dlm_<id>_<secret>`; only sha256(key) is stored, so the database never holds a usable key. Scopes:
+a vertical name (`medical`), `*` (every vertical), `base` (the base models), `admin` (the /admin routes).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from domainlm import paths
+from domainlm.errors import DomainlmError
+from domainlm.hashing import sha256_bytes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    key_sha256  TEXT NOT NULL UNIQUE,
+    scopes      TEXT NOT NULL,          -- JSON list
+    rpm         INTEGER,                -- NULL = the gateway's default
+    tpm         INTEGER,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT
+);
+"""
+SPECIAL_SCOPES = ("*", "admin", "base")
+
+
+class KeyStoreError(DomainlmError):
+    """A key operation cannot be done (unknown id, bad scope)."""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    rpm: int | None
+    tpm: int | None
+    created_at: str
+    revoked_at: str | None = None
+
+    def can_use(self, vertical: str | None) -> bool:
+        """vertical None = a base model."""
+        if vertical is None:
+            return "base" in self.scopes or "*" in self.scopes
+        return "*" in self.scopes or vertical in self.scopes
+
+    @property
+    def admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "name": self.name, "scopes": list(self.scopes), "rpm": self.rpm, "tpm": self.tpm,
+                "created_at": self.created_at, "revoked_at": self.revoked_at}
+
+
+def default_db() -> Path:
+    return paths.home() / "gateway.sqlite"
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    from domainlm.registry.names import RegistryError, check_vertical
+
+    out = []
+    for scope in scopes:
+        scope = scope.strip()
+        if scope in SPECIAL_SCOPES:
+            out.append(scope)
+            continue
+        try:
+            out.append(check_vertical(scope))
+        except RegistryError:
+            raise KeyStoreError(f"invalid scope {scope!r}: use a vertical name, '*', 'base' or 'admin'") from None
+    if not out:
+        raise KeyStoreError("a key needs at least one scope")
+    return sorted(set(out))
+
+
+class KeyStore:
+    def __init__(self, db: str | Path | None = None, cache_ttl_s: float = 2.0):
+        self.path = Path(db) if db else default_db()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+        with self._connect() as db_:
+            db_.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    @staticmethod
+    def _row(row) -> ApiKey:
+        return ApiKey(id=row["id"], name=row["name"], scopes=tuple(json.loads(row["scopes"])), rpm=row["rpm"],
+                      tpm=row["tpm"], created_at=row["created_at"], revoked_at=row["revoked_at"])
+
+    def create(self, name: str, scopes: list[str], rpm: int | None = None, tpm: int | None = None) -> tuple[str, ApiKey]:
+        """(the plaintext key — shown once, never stored —, its record)."""
+        if not name or len(name) > 64 or not name.isprintable():
+            raise KeyStoreError(f"invalid key name {name!r}: 1-64 printable characters")
+        for label, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and value < 1:
+                raise KeyStoreError(f"{label} must be a positive integer")
+        scopes = check_scopes(scopes)
+        key_id = secrets.token_hex(4)
+        plaintext = f"dlm_{key_id}_{secrets.token_urlsafe(24)}"
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self._connect() as db:
+            db.execute("INSERT INTO api_keys (id, name, key_sha256, scopes, rpm, tpm, created_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (key_id, name, sha256_bytes(plaintext), json.dumps(scopes), rpm, tpm, created))
+        return plaintext, ApiKey(key_id, name, tuple(scopes), rpm, tpm, created)
+
+    def list(self, include_revoked: bool = True) -> list[ApiKey]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM api_keys ORDER BY created_at, id").fetchall()
+        keys = [self._row(r) for r in rows]
+        return keys if include_revoked else [k for k in keys if not k.revoked_at]
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._connect() as db:
+            found = db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            if found is None:
+                raise KeyStoreError(f"no API key with id '{key_id}' (see `domainlm keys list`)")
+            db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                       (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), key_id))
+            row = db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        self._cache.clear()
+        return self._row(row)
+
+    def authenticate(self, plaintext: str) -> ApiKey | None:
+        """The active key for this secret, or None. Lookups are cached for cache_ttl_s (hot path)."""
+        digest = sha256_bytes(plaintext)
+        cached = self._cache.get(digest)
+        clock = time.monotonic()
+        if cached and cached[1] > clock:
+            return cached[0]
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL",
+                             (digest,)).fetchone()
+        key = self._row(row) if row else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (key, clock + self.cache_ttl_s)
+        return key

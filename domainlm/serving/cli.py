@@ -1,0 +1,104 @@
+"""`domainlm serve` (the gateway + its engines) and `domainlm keys create|list|revoke`."""
+
+from __future__ import annotations
+
+import json
+
+
+def register_serve(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the OpenAI-compatible gateway and its vLLM / hf engines")
+    parser.add_argument("--config", default=None, help="serve config YAML (e.g. configs/serve/local.yaml); "
+                                                       "default: built-in defaults (embedded model, engine auto)")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. gateway.port=9000")
+    parser.add_argument("--host", default=None, help="override gateway.host")
+    parser.add_argument("--port", type=int, default=None, help="override gateway.port")
+    parser.add_argument("--check", action="store_true", help="validate the config and print it; start nothing")
+    parser.set_defaults(func=_serve)
+
+
+def load_serve_config(path: str | None, overrides: list[str]):
+    from domainlm.config import load_config, parse_overrides
+    from domainlm.config.loader import _apply, validate
+    from domainlm.serving.config import ServeConfig
+
+    if path:
+        return load_config(path, ServeConfig, overrides)
+    data: dict = {}
+    for keys, value in parse_overrides(overrides):
+        _apply(data, keys, value, f"override '{'.'.join(keys)}'")
+    return validate(ServeConfig, data, "(defaults)")
+
+
+def _serve(args) -> int:
+    config = load_serve_config(args.config, args.overrides)
+    if args.host:
+        config.gateway.host = args.host
+    if args.port is not None:
+        config.gateway.port = args.port
+    if args.check:
+        print(json.dumps(config.model_dump(), indent=2))
+        return 0
+    import uvicorn
+
+    from domainlm.serving.app import create_app
+
+    app = create_app(config)
+    print(f"domainlm gateway on http://{config.gateway.host}:{config.gateway.port} (OpenAI base URL: "
+          f"http://{config.gateway.host}:{config.gateway.port}/v1)", flush=True)
+    uvicorn.run(app, host=config.gateway.host, port=config.gateway.port, log_level="warning", access_log=False,
+                loop="auto", http="auto", timeout_graceful_shutdown=30)
+    return 0
+
+
+def register_keys(subparsers) -> None:
+    parser = subparsers.add_parser("keys", help="gateway API keys: create, list, revoke (stored hashed)")
+    parser.add_argument("--db", default=None, help="keys database (default $DOMAINLM_HOME/gateway.sqlite)")
+    sub = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("create", help="create a key; it is printed once and only its hash is stored")
+    p.add_argument("--name", required=True, help="who or what uses the key")
+    p.add_argument("--scopes", required=True,
+                   help="comma-separated: vertical names, '*' (all verticals), 'base', 'admin'")
+    p.add_argument("--rpm", type=int, default=None, help="requests per minute (default: the gateway's)")
+    p.add_argument("--tpm", type=int, default=None, help="tokens per minute (default: the gateway's)")
+    p.set_defaults(func=_keys_create)
+
+    p = sub.add_parser("list", help="keys with scopes, limits and revocation time (never the secrets)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_keys_list)
+
+    p = sub.add_parser("revoke", help="revoke a key by id (takes effect within auth.cache_ttl_s)")
+    p.add_argument("key_id")
+    p.set_defaults(func=_keys_revoke)
+
+
+def _store(args):
+    from domainlm.serving.auth import KeyStore
+
+    return KeyStore(args.db)
+
+
+def _keys_create(args) -> int:
+    plaintext, record = _store(args).create(args.name, args.scopes.split(","), args.rpm, args.tpm)
+    print(plaintext)
+    print(f"created key {record.id} ({record.name}) scopes={','.join(record.scopes)}: store it now, it is not "
+          "shown again", flush=True)
+    return 0
+
+
+def _keys_list(args) -> int:
+    keys = _store(args).list()
+    if args.json:
+        print(json.dumps([k.to_dict() for k in keys], indent=2))
+        return 0
+    print(f"{'id':<10}{'name':<24}{'scopes':<32}{'rpm':>7}{'tpm':>9}  status")
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        print(f"{k.id:<10}{k.name[:23]:<24}{','.join(k.scopes)[:31]:<32}{k.rpm or '-':>7}{k.tpm or '-':>9}  {state}")
+    return 0
+
+
+def _keys_revoke(args) -> int:
+    record = _store(args).revoke(args.key_id)
+    print(f"revoked {record.id} ({record.name}) at {record.revoked_at}")
+    return 0

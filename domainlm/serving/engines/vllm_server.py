@@ -1,0 +1,398 @@
+"""The vLLM engine: managed `vllm serve --enable-lora` processes and/or remote vLLM URLs for one base model.
+
+    LoRA mode   one pool of N replicas serves the base and every adapter (runtime LoRA load/unload endpoints)
+    merged mode one pool per adapter, each replica running the adapter merged into the base weights
+                (for accelerators whose vLLM has no LoRA support), plus one pool for the base itself
+
+Requests go to the least-loaded healthy replica; a replica that refuses connections is marked down and the request
+fails over to the next one before any byte reaches the client. A supervisor task health-checks every replica,
+restarts managed processes that died or hang, and re-loads the wanted adapters into replicas that come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from dataclasses import replace
+from pathlib import Path
+from typing import AsyncIterator
+
+import httpx
+
+from domainlm import log
+from domainlm.serving.engines.base import Adapter, EngineUnavailable, UpstreamError
+from domainlm.serving.engines.replica import Pool, Replica, now
+from domainlm.serving.engines.sse import data_payloads
+from domainlm.serving.engines.vllm_process import ProcessSpec, VllmProcess
+
+logger = log.get("serving.vllm")
+
+ROUTES = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                  httpx.WriteError, httpx.PoolTimeout)
+
+
+class AdapterLoadError(Exception):
+    """The adapter could not be loaded on every healthy replica, or the load did not take."""
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """`preferred` if nothing listens there, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+                return sock.getsockname()[1]
+            except OSError:
+                continue
+    raise OSError("no free port")
+
+
+class VllmEngine:
+    def __init__(self, *, base_name: str, model_path: str | None, settings, backend_env: dict,
+                 backend_args: dict, merged: bool, log_dir: Path, retry_after_s: float = 5.0,
+                 request_timeout_s: float = 600.0, merge_dir: Path | None = None):
+        self.base_name = base_name
+        self.model_path = model_path
+        self.settings = settings                      # serving.config.VllmSection
+        self.max_model_len = settings.max_model_len
+        self.merged = merged
+        self.log_dir = log_dir
+        self.merge_dir = merge_dir
+        self.retry_after_s = retry_after_s
+        self.env = {**backend_env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **settings.env}
+        if backend_env.get("VLLM_TARGET_DEVICE") == "cpu":
+            self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
+            if settings.omp_threads_bind:
+                self.env.setdefault("VLLM_CPU_OMP_THREADS_BIND", settings.omp_threads_bind)
+        self.backend_args = backend_args
+        self.pools: dict[str, Pool] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._next_port = settings.port_start
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(request_timeout_s, connect=5.0),
+                                         limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256))
+        self._probe = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        self._supervisor: asyncio.Task | None = None
+        self._stopping = False
+
+    # --- lifecycle -----------------------------------------------------------------------------------------------
+    def _spec(self, model_path: str, served: list[str], lora: bool, adapters: dict[str, Adapter]) -> ProcessSpec:
+        s = self.settings
+        return ProcessSpec(model_path=model_path, served_names=served, port=0, enable_lora=lora,
+                           lora_modules={n: str(a.path) for n, a in adapters.items()} if lora else {},
+                           max_loras=s.max_loras, max_lora_rank=s.max_lora_rank, max_model_len=s.max_model_len,
+                           enforce_eager=s.enforce_eager, tensor_parallel_size=s.tensor_parallel_size,
+                           backend_args=self.backend_args, extra_args=list(s.extra_args), env=self.env)
+
+    def _add_managed(self, pool: Pool, count: int) -> None:
+        for _ in range(count):
+            port = free_port(self._next_port)
+            self._next_port = port + 1
+            name = pool.key.replace("@", "-")
+            process = VllmProcess(replace(pool.spec, port=port), self.log_dir / f"vllm-{name}-{port}.log")
+            pool.replicas.append(Replica(url=f"http://127.0.0.1:{port}", process=process,
+                                         backoff_s=self.settings.restart_backoff_s))
+
+    async def start(self, adapters: list[Adapter]) -> None:
+        s = self.settings
+        wanted = {a.name: a for a in adapters}
+        if self.merged:
+            base = Pool(key="base", base_name=self.base_name, lora=False,
+                        spec=self._spec(self.model_path, [self.base_name], False, {}) if self.model_path else None)
+            self.pools["base"] = base
+            if base.spec and s.replicas:
+                self._add_managed(base, s.replicas)
+            for adapter in adapters:
+                await self._start_merged_pool(adapter, wait=False)
+        else:
+            pool = Pool(key="lora", base_name=self.base_name, lora=True, adapters=dict(wanted),
+                        spec=self._spec(self.model_path, [self.base_name], True, wanted) if self.model_path else None)
+            pool.replicas += [Replica(url=u.rstrip("/"), backoff_s=s.restart_backoff_s) for u in s.remote]
+            if pool.spec and s.replicas:
+                self._add_managed(pool, s.replicas)
+            self.pools["lora"] = pool
+        for pool in self.pools.values():
+            for replica in pool.replicas:
+                if replica.process and not replica.process.alive():
+                    replica.process.start()
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"vllm-supervisor-{self.base_name}")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor:
+            self._supervisor.cancel()
+            try:
+                await self._supervisor
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down either way
+                pass
+        processes = [r.process for p in self.pools.values() for r in p.replicas if r.process]
+        await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
+        await self._client.aclose()
+        await self._probe.aclose()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        deadline = now() + timeout
+        while now() < deadline:
+            if self.ready():
+                return True
+            await asyncio.sleep(0.5)
+        return self.ready()
+
+    def ready(self) -> bool:
+        return bool(self.pools) and all(p.ready() for p in self.pools.values())
+
+    def loaded(self) -> set[str]:
+        names = set()
+        for pool in self.pools.values():
+            names |= set(pool.adapters) if pool.lora else ({pool.key} if pool.key != "base" else set())
+        return names
+
+    def status(self) -> dict:
+        return {"kind": "vllm-merged" if self.merged else "vllm-lora", "base": self.base_name,
+                "ready": self.ready(), "pools": {k: p.status() for k, p in self.pools.items()}}
+
+    # --- supervision ---------------------------------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            checks = [self._check(pool, r) for pool in list(self.pools.values()) for r in pool.replicas]
+            await asyncio.gather(*checks, return_exceptions=True)
+            await asyncio.sleep(self.settings.health_interval_s)
+
+    async def _check(self, pool: Pool, replica: Replica) -> None:
+        process = replica.process
+        if process is not None and not process.alive():
+            if replica.healthy or not replica.last_error.startswith("exited"):
+                logger.warning("vllm replica died", url=replica.url, code=process.exit_code(), tail=process.tail(5))
+            replica.mark_down(f"exited with code {process.exit_code()}")
+            if now() >= replica.restart_at:
+                await self._restart(pool, replica)
+            return
+        try:
+            response = await self._probe.get(replica.url + "/health")
+            ok = response.status_code == 200
+        except httpx.HTTPError as exc:
+            ok, response = False, exc
+        if ok:
+            if not replica.healthy:
+                await self._sync_adapters(pool, replica)
+                replica.healthy, replica.healthy_since = True, now()
+                replica.consecutive_failures, replica.backoff_s = 0, self.settings.restart_backoff_s
+                logger.info("vllm replica healthy", url=replica.url, restarts=replica.restarts)
+            return
+        replica.consecutive_failures += 1
+        was_healthy = replica.healthy
+        replica.mark_down(f"health check failed: {response!r}"[:300])
+        if was_healthy:
+            logger.warning("vllm replica unhealthy", url=replica.url, error=replica.last_error)
+        if process is None:
+            return
+        starting_too_long = not replica.healthy_since and now() - process.started_at > self.settings.startup_timeout_s
+        hung = replica.healthy_since and replica.consecutive_failures >= 5
+        if starting_too_long or hung:
+            logger.warning("vllm replica not answering, restarting", url=replica.url)
+            await self._restart(pool, replica)
+
+    async def _restart(self, pool: Pool, replica: Replica) -> None:
+        """Stop what is left of the process and start it again with the adapters wanted now."""
+        process = replica.process
+        await asyncio.to_thread(process.stop, 5.0)
+        if pool.lora:
+            process.spec = replace(process.spec, lora_modules={n: str(a.path) for n, a in pool.adapters.items()})
+        process.start()
+        replica.restarts += 1
+        replica.healthy_since = 0.0
+        replica.consecutive_failures = 0
+        replica.restart_at = now() + replica.backoff_s
+        replica.backoff_s = min(replica.backoff_s * 2 or 1.0, 60.0)
+        logger.info("vllm replica restarted", url=replica.url, pid=process.pid, restarts=replica.restarts)
+
+    async def _sync_adapters(self, pool: Pool, replica: Replica) -> None:
+        """A replica that (re)appears gets every wanted adapter (remote servers restart without our flags)."""
+        if not pool.lora or not pool.adapters:
+            return
+        served = await self._served(replica)
+        for name, adapter in list(pool.adapters.items()):
+            if name not in served:
+                try:
+                    await self._load_on(replica, adapter)
+                except AdapterLoadError as exc:
+                    logger.error("adapter sync failed", url=replica.url, adapter=name, error=str(exc))
+
+    # --- routing -------------------------------------------------------------------------------------------------
+    def _pool_for(self, model: str) -> Pool:
+        for pool in self.pools.values():
+            if model in pool.names() and (pool.lora or model == pool.base_name):
+                return pool
+        raise UpstreamError(404, {"error": {"message": f"model '{model}' is not loaded on this engine",
+                                            "type": "not_found_error", "param": "model", "code": "model_not_found"}})
+
+    def _unavailable(self, pool: Pool) -> EngineUnavailable:
+        down = "; ".join(f"{r.url}: {r.last_error or 'starting'}" for r in pool.replicas) or "no replicas configured"
+        return EngineUnavailable(f"no healthy vLLM replica for '{pool.base_name}' ({down})", self.retry_after_s)
+
+    async def request(self, route: str, body: dict) -> dict:
+        pool = self._pool_for(body["model"])
+        tried: set[int] = set()
+        while True:
+            replica = pool.pick(tried)
+            if replica is None:
+                raise self._unavailable(pool)
+            replica.inflight += 1
+            replica.served += 1
+            try:
+                response = await self._client.post(replica.url + ROUTES[route], json=body)
+            except CONNECT_ERRORS as exc:
+                replica.mark_down(f"request failed: {exc!r}")
+                tried.add(id(replica))
+                continue
+            except httpx.TimeoutException:
+                raise UpstreamError(504, _error_body(504, "the engine did not answer in time")) from None
+            finally:
+                replica.inflight -= 1
+            return _json_or_error(response)
+
+    async def stream(self, route: str, body: dict) -> AsyncIterator[bytes]:
+        pool = self._pool_for(body["model"])
+        tried: set[int] = set()
+        while True:
+            replica = pool.pick(tried)
+            if replica is None:
+                raise self._unavailable(pool)
+            replica.inflight += 1
+            replica.served += 1
+            started = False
+            try:
+                async with self._client.stream("POST", replica.url + ROUTES[route], json=body) as response:
+                    if response.status_code != 200:
+                        _json_or_error(response, await response.aread())
+                    async for payload in data_payloads(response.aiter_raw()):
+                        started = True
+                        yield payload
+                return
+            except CONNECT_ERRORS as exc:
+                replica.mark_down(f"stream failed: {exc!r}")
+                if started:  # bytes already reached the client: it cannot be replayed elsewhere
+                    raise EngineUnavailable(f"replica {replica.url} failed mid-stream", self.retry_after_s) from None
+                tried.add(id(replica))
+            finally:
+                replica.inflight -= 1
+
+    # --- adapters ------------------------------------------------------------------------------------------------
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def _served(self, replica: Replica) -> dict[str, dict]:
+        response = await self._probe.get(replica.url + "/v1/models")
+        response.raise_for_status()
+        return {m["id"]: m for m in response.json().get("data", [])}
+
+    async def _load_on(self, replica: Replica, adapter: Adapter) -> None:
+        try:
+            response = await self._probe.post(replica.url + "/v1/load_lora_adapter",
+                                              json={"lora_name": adapter.name, "lora_path": str(adapter.path)})
+        except httpx.HTTPError as exc:
+            raise AdapterLoadError(f"{replica.url}: load request failed: {exc!r}") from None
+        if response.status_code == 200:
+            return
+        if response.status_code == 400 and "already been loaded" in response.text:
+            served = await self._served(replica)
+            if served.get(adapter.name, {}).get("root") == str(adapter.path):
+                return
+            raise AdapterLoadError(f"{replica.url}: a different '{adapter.name}' is loaded "
+                                   f"({served.get(adapter.name, {}).get('root')})")
+        raise AdapterLoadError(f"{replica.url}: vLLM answered {response.status_code}: {response.text[:300]}")
+
+    async def _verify_on(self, replica: Replica, adapter: Adapter) -> None:
+        """The load took: the replica lists the adapter on this base and generates one token with it."""
+        served = await self._served(replica)
+        card = served.get(adapter.name)
+        if card is None or card.get("parent") != self.base_name:
+            raise AdapterLoadError(f"{replica.url}: '{adapter.name}' is not listed after loading")
+        probe = await self._client.post(replica.url + "/v1/completions",
+                                        json={"model": adapter.name, "prompt": "Hi", "max_tokens": 1,
+                                              "temperature": 0})
+        if probe.status_code != 200:
+            raise AdapterLoadError(f"{replica.url}: '{adapter.name}' fails to generate: {probe.text[:300]}")
+
+    async def load_adapter(self, adapter: Adapter) -> None:
+        async with self._lock(adapter.name):
+            if self.merged:
+                await self._start_merged_pool(adapter, wait=True)
+                return
+            pool = self.pools["lora"]
+            healthy = [r for r in pool.replicas if r.healthy]
+            if not healthy:
+                raise self._unavailable(pool)
+            previous = pool.adapters.get(adapter.name)
+            pool.adapters[adapter.name] = adapter   # wanted from now on: restarts and late replicas get it too
+            try:
+                await asyncio.gather(*(self._load_on(r, adapter) for r in healthy))
+                await asyncio.gather(*(self._verify_on(r, adapter) for r in healthy))
+            except (AdapterLoadError, httpx.HTTPError) as exc:
+                if previous is None:
+                    pool.adapters.pop(adapter.name, None)
+                    await asyncio.gather(*(self._unload_on(r, adapter.name) for r in healthy),
+                                         return_exceptions=True)
+                raise AdapterLoadError(str(exc)) from None
+            logger.info("adapter loaded", adapter=adapter.name, replicas=len(healthy))
+
+    async def _unload_on(self, replica: Replica, name: str) -> None:
+        response = await self._probe.post(replica.url + "/v1/unload_lora_adapter", json={"lora_name": name})
+        if response.status_code not in (200, 404):
+            raise AdapterLoadError(f"{replica.url}: unload answered {response.status_code}: {response.text[:300]}")
+
+    async def unload_adapter(self, name: str) -> None:
+        async with self._lock(name):
+            if self.merged:
+                pool = self.pools.pop(name, None)
+                if pool:
+                    await asyncio.gather(*(asyncio.to_thread(r.process.stop) for r in pool.replicas if r.process))
+                return
+            pool = self.pools["lora"]
+            pool.adapters.pop(name, None)
+            await asyncio.gather(*(self._unload_on(r, name) for r in pool.replicas if r.healthy),
+                                 return_exceptions=True)
+            logger.info("adapter unloaded", adapter=name)
+
+    # --- merged mode ---------------------------------------------------------------------------------------------
+    async def _start_merged_pool(self, adapter: Adapter, wait: bool) -> None:
+        from domainlm.serving.engines.merge import merged_weights
+
+        if self.model_path is None:
+            raise AdapterLoadError("merged serving needs the base model's local folder (managed replicas only)")
+        folder = await asyncio.to_thread(merged_weights, self.model_path, adapter, self.merge_dir)
+        pool = Pool(key=adapter.name, base_name=adapter.name, lora=False,
+                    spec=self._spec(str(folder), [adapter.name], False, {}))
+        self._add_managed(pool, max(1, self.settings.replicas))
+        self.pools[adapter.name] = pool
+        if wait:
+            for replica in pool.replicas:
+                replica.process.start()
+            deadline = now() + self.settings.startup_timeout_s
+            while not pool.ready() and now() < deadline:
+                await asyncio.sleep(1.0)
+            if not pool.ready():
+                raise AdapterLoadError(f"merged engine for '{adapter.name}' did not become healthy")
+
+
+def _error_body(status: int, message: str) -> dict:
+    from domainlm.serving.errors import TYPES
+
+    return {"error": {"message": message, "type": TYPES.get(status, "server_error"), "param": None, "code": None}}
+
+
+def _json_or_error(response: httpx.Response, raw: bytes | None = None) -> dict:
+    raw = response.content if raw is None else raw
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        body = None
+    if response.status_code == 200 and isinstance(body, dict):
+        return body
+    if not isinstance(body, dict) or "error" not in body:
+        body = _error_body(response.status_code, raw.decode(errors="replace")[:500] or "empty answer from engine")
+    status = response.status_code if response.status_code >= 400 else 502
+    if status >= 500:
+        status = 502  # the engine broke, not the gateway
+    raise UpstreamError(status, body)

@@ -1,0 +1,93 @@
+"""Thin OpenAI-compatible route handlers: parse, authenticate, hand over to the serving class."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response
+
+from domainlm.serving.auth import ApiKey
+from domainlm.serving.errors import APIError
+from domainlm.serving.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse, ModelList
+from domainlm.serving.serving import Call
+
+ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 503)}
+
+
+def service_of(request: Request):
+    return request.app.state.service
+
+
+def api_key(request: Request) -> ApiKey:
+    """Dependency: runs before the body is validated, so a missing key is a 401 whatever the body."""
+    key = service_of(request).authenticate(request.headers.get("authorization"))
+    request.state.key = key
+    return key
+
+
+def request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    return given if 0 < len(given) <= 64 and given.isprintable() else uuid.uuid4().hex
+
+
+async def run(request: Request, call: Call, work) -> Response:
+    """Await the serving coroutine; an APIError becomes an OpenAI-shaped error (audited like any request)."""
+    service = service_of(request)
+    try:
+        return await work
+    except APIError as exc:
+        call.status, call.error = exc.status, exc.message
+        response = exc.response()
+        for name, value in service._headers(call).items():
+            response.headers[name] = value
+        service.finish(call)
+        return response
+
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions", responses=ERRORS, tags=["openai"])
+async def chat_completions(body: ChatCompletionRequest, request: Request, key: ApiKey = Depends(api_key)):
+    call = Call("chat", request_id(request), key=key)
+    return await run(request, call, service_of(request).chat(body, call))
+
+
+@router.post("/v1/completions", responses=ERRORS, tags=["openai"])
+async def completions(body: CompletionRequest, request: Request, key: ApiKey = Depends(api_key)):
+    call = Call("completions", request_id(request), key=key)
+    return await run(request, call, service_of(request).completions(body, call))
+
+
+@router.get("/v1/models", response_model=ModelList, responses=ERRORS, tags=["openai"])
+async def models(request: Request, key: ApiKey = Depends(api_key)):
+    cards = [c for c in service_of(request).table.cards() if key.can_use(c.get("vertical"))]
+    return {"object": "list", "data": cards}
+
+
+@router.get("/health", tags=["ops"])
+async def health():
+    """Liveness: the gateway process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", tags=["ops"], responses={503: {"model": ErrorResponse}})
+async def ready(request: Request):
+    """Readiness: every engine has a healthy replica."""
+    service = service_of(request)
+    ok, detail = service.ready()
+    if not ok:
+        error = APIError(503, "engines are not ready", code="not_ready",
+                         retry_after=service.config.gateway.retry_after_s)
+        return Response(json.dumps({**error.body(), **detail}), status_code=503, headers=error.headers(),
+                        media_type="application/json")
+    return {"status": "ready", **detail}
+
+
+@router.get("/metrics", tags=["ops"])
+async def metrics(request: Request):
+    service = service_of(request)
+    service.ready()  # refresh the replica gauges
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,219 @@
+"""The schema of a vertical's YAML (`<folder>/vertical.yaml`): sources, prompts, policy, eval suite, gates.
+
+Everything a vertical is lives in this data; the code around it is the same for every vertical. Validation here is
+what `register_vertical` runs, so a bad YAML fails at registration with `file:line: key: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from domainlm.config import Strict
+from domainlm.data.sources import FORMATS
+from domainlm.data.usage import EVAL_ONLY, RESTRICTED_LICENCES
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # also the gateway model name and the registry folder
+TASK = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class Bilingual(Strict):
+    """One text per language; both are required so every vertical answers Chinese and English users alike."""
+
+    en: str = Field(min_length=1)
+    zh: str = Field(min_length=1)
+
+    def get(self, lang: str) -> str:
+        return self.zh if lang == "zh" else self.en
+
+
+class Patterns(Strict):
+    """Regular expressions per language (case-insensitive); `any` apply to every language."""
+
+    en: list[str] = []
+    zh: list[str] = []
+    any: list[str] = []
+
+    @field_validator("en", "zh", "any")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        return value
+
+    def for_lang(self, lang: str) -> list[str]:
+        return (self.zh if lang == "zh" else self.en) + self.any
+
+    def search(self, text: str, lang: str) -> str | None:
+        """The first pattern that matches `text`, or None."""
+        for pattern in self.for_lang(lang):
+            if re.search(pattern, text, flags=re.IGNORECASE):
+                return pattern
+        return None
+
+    def empty(self) -> bool:
+        return not (self.en or self.zh or self.any)
+
+
+class Note(Strict):
+    """A safety note appended to answers when a trigger matches the prompt or the answer."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    triggers: Patterns
+    scope: Literal["prompt", "answer", "either"] = "either"  # where triggers are looked for
+    unless: Patterns = Patterns()  # skip when the answer already says it (e.g. already advises a clinician)
+    note: Bilingual
+
+    @model_validator(mode="after")
+    def _has_trigger(self):
+        if self.triggers.empty():
+            raise ValueError(f"note '{self.name}' has no trigger patterns")
+        return self
+
+
+class Refusal(Strict):
+    """A request the gateway declines outright: patterns on the latest user message, a message per language."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    patterns: Patterns
+    message: Bilingual
+
+    @model_validator(mode="after")
+    def _has_pattern(self):
+        if self.patterns.empty():
+            raise ValueError(f"refusal '{self.name}' has no patterns")
+        return self
+
+
+class Policy(Strict):
+    """Data the gateway enforces (domainlm.verticals.policy), not prose."""
+
+    disclaimer: Bilingual | None = None
+    disclaimer_mode: Literal["always", "never"] = "never"  # always: appended to every answer
+    safety_notes: list[Note] = []
+    refusals: list[Refusal] = []
+    log_prompts: bool = True     # False: audit logs never store prompt or answer text
+    hash_prompts: bool = False   # True: audit logs store sha256 of the prompt instead (lets abuse be traced)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.disclaimer_mode == "always" and self.disclaimer is None:
+            raise ValueError("disclaimer_mode is 'always' but no disclaimer text is given")
+        names = [n.name for n in self.safety_notes] + [r.name for r in self.refusals]
+        if len(names) != len(set(names)):
+            raise ValueError("safety note and refusal names must be unique")
+        return self
+
+
+class Source(Strict):
+    """One SFT data source: files of one format, from a shared dataset folder or from the vertical's own folder."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    dataset: str | None = None   # folder under the data root (DOMAINLM_DATA, default ../shared/data)
+    path: str | None = None      # or: a folder relative to the vertical's folder (project-authored data)
+    files: list[str] = Field(min_length=1)  # globs relative to dataset/path; every glob must match a file
+    format: str
+    lang: Literal["en", "zh", "row"] = "row"  # row: each row says its language
+    split: Literal["hash", "train", "eval"] = "hash"  # hash: 20% of rows → eval by content hash
+    licence: str = Field(min_length=1)
+    non_commercial: bool = False
+    research_only: bool = False
+    project_authored: bool = False
+    synthetic: bool = False      # produced by `domainlm data synth` (teacher model), shown in the card
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in FORMATS:
+            raise ValueError(f"unknown format '{value}': use one of {sorted(FORMATS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _where_and_usage(self):
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError(f"source '{self.name}': give exactly one of dataset (shared) or path (own folder)")
+        if self.dataset in EVAL_ONLY and self.split != "eval":
+            raise ValueError(f"source '{self.name}': dataset '{self.dataset}' is eval-only "
+                             "(../shared/data/README.md) and can never be trained on: set split: eval or remove it")
+        if self.dataset in RESTRICTED_LICENCES and not (self.non_commercial or self.research_only):
+            raise ValueError(f"source '{self.name}': dataset '{self.dataset}' is restricted "
+                             f"({RESTRICTED_LICENCES[self.dataset]}): set non_commercial or research_only")
+        return self
+
+    @property
+    def restricted(self) -> bool:
+        return self.non_commercial or self.research_only
+
+
+class Gates(Strict):
+    """Promotion gates read by the registry against an eval report's summary."""
+
+    min_domain_gain: float = 0.0          # points (adapter − base, mean over the domain suite)
+    max_general_regression: float = 2.0   # points (base − adapter, mean over the general suite)
+    require_significance: bool = True     # paired bootstrap p < 0.05 on the domain suite
+    min_nll_reduction: float | None = None  # fraction of held-out answer NLL removed; None = not gated
+
+    @field_validator("max_general_regression")
+    @classmethod
+    def _non_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("max_general_regression is a tolerated loss in points and cannot be negative")
+        return value
+
+
+class Decontamination(Strict):
+    """n-gram overlap of training rows with every eval set's question text (domainlm.verticals.decontam)."""
+
+    mode: Literal["drop", "report"] = "drop"     # public eval sets: drop overlapping rows from training
+    heldout: Literal["drop", "report"] = "report"  # own held-out split (already disjoint by question hash)
+    word_ngram: int = Field(13, ge=5, le=50)     # Latin words per n-gram (GPT-3's 13)
+    char_ngram: int = Field(13, ge=4, le=50)     # CJK characters per n-gram (8 matched question templates)
+
+
+class VerticalSpec(Strict):
+    """`vertical.yaml`: the whole definition of a vertical."""
+
+    name: str
+    title: Bilingual
+    system_prompt: Bilingual
+    sources: list[Source] = Field(min_length=1)
+    eval_percent: int = Field(20, ge=1, le=50)  # share of hash-split rows held out for evaluation
+    policy: Policy
+    eval_suite: list[str] = Field(min_length=1)     # domain task names (domainlm.evals)
+    general_suite: list[str] = Field(min_length=1)  # general-regression task names
+    gates: Gates
+    decontamination: Decontamination = Decontamination()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError(f"'{value}' is not a vertical name: 2-32 chars of a-z, 0-9, _ starting with a letter")
+        return value
+
+    @field_validator("eval_suite", "general_suite")
+    @classmethod
+    def _tasks(cls, value: list[str]) -> list[str]:
+        bad = [t for t in value if not TASK.match(t)]
+        if bad:
+            raise ValueError(f"task names must be lowercase identifiers: {bad}")
+        if len(value) != len(set(value)):
+            raise ValueError("task names repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_sources(self):
+        names = [s.name for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"source names repeat: {names}")
+        if not any(s.split != "eval" for s in self.sources):
+            raise ValueError("no source has training rows (every source is split: eval)")
+        overlap = set(self.eval_suite) & set(self.general_suite)
+        if overlap:
+            raise ValueError(f"tasks in both eval_suite and general_suite: {sorted(overlap)}")
+        return self
