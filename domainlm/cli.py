@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("domainlm.serving.cli:register_serve", "run the OpenAI-compatible gateway and its engines"),
     "keys": ("domainlm.serving.cli:register_keys", "gateway API keys: create, list, revoke"),
     "data": ("domainlm.verticals.cli:register", "vertical data: inspect, data card, teacher synthesis"),
+    "train": ("domainlm.training.cli:register_train", "LoRA fine-tune one vertical from a YAML config"),
+    "export": ("domainlm.training.cli:register_export", "copy an adapter, or merge it into its base model"),
 }
 
 

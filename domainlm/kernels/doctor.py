@@ -30,8 +30,8 @@ def report() -> dict:
 
 
 def matrix_rows(backends: list[dict]) -> list[list[str]]:
-    rows = [["backend", "device", "vendor modules", "dist", "visible devices", "accelerate", "vLLM plugin", "installed", "LoRA",
-             "detected", "verified on"]]
+    rows = [["backend", "device", "vendor modules", "dist", "visible devices", "accelerate", "vLLM plugin",
+             "installed", "LoRA", "detected", "verified on"]]
     for b in backends:
         plugin = b["vllm_plugin"]
         rows.append([

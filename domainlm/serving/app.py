@@ -110,7 +110,11 @@ def mount_console(app: FastAPI, service: GatewayService) -> bool:
         if exc.name and exc.name.startswith("domainlm.serving.console"):
             return False
         raise
-    console.mount(app, service)
+    mount = getattr(console, "mount", None)
+    if mount is None:  # present but incomplete (e.g. a checkout mid-change): serve the API without it
+        logger.warning("console package has no mount(app, service); /console not mounted")
+        return False
+    mount(app, service)
     return True
 
 

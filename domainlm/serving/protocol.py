@@ -110,6 +110,7 @@ class ModelCard(BaseModel):
     version: int | None = None
     stage: str | None = None
     artifact_id: str | None = None
+    alias_of: str | None = None     # for a vertical name: the pinned version it serves now
     max_model_len: int | None = None
 
 

@@ -68,7 +68,6 @@ class OptimConfig(Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # base weights + compute dtype; auto = bf16 where supported
     gradient_checkpointing: bool = False           # recompute activations in backward (less memory, ~1.3× compute)
     kernels: Literal["auto", "fused", "hf"] = "auto"  # fused domainlm ops (llama-like families) or the HF modules
-    compile: bool = False                          # torch.compile the decoder layer (pays off on long runs)
     ce_chunk: int = Field(1024, ge=16)             # tokens per chunk of the fused lm-head + cross-entropy
     threads: int | None = Field(None, ge=1)        # torch CPU threads per process (None: torch default)
 
@@ -108,3 +107,9 @@ class TrainConfig(Strict):
         from domainlm.paths import home
 
         return home() / "runs" / self.name
+
+
+def load_train_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    from domainlm.config import load_config
+
+    return load_config(path, TrainConfig, overrides)

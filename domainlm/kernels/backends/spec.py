@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
-from domainlm.kernels.backends import plugins, probes, verified
+from domainlm.kernels.backends import plugins, probes
 
 FAMILIES = ("builtin", "namespace", "cuda-alike")
 DIST_BACKENDS = ("nccl", "hccl", "cncl", "mccl", "bkcl", "eccl", "xccl", "gloo")
@@ -257,6 +257,8 @@ class Backend:
     # ---- reporting -------------------------------------------------------------------------------------------
     @property
     def verified_on(self) -> tuple[dict, ...]:
+        from domainlm.kernels.backends import verified  # lazy: `python -m ...verified` runs that module as __main__
+
         return verified.records_for(self.name)
 
     def describe(self, live: bool = False) -> dict:
@@ -303,7 +305,7 @@ class Backend:
                            ("memory", self.memory)):
             try:
                 live[key] = query()
-            except Exception as exc:  # a bug report must still come out when one query fails
+            except Exception as exc:  # noqa: BLE001 — a bug report must still come out when one query fails
                 live[key] = f"error: {type(exc).__name__}: {exc}"
         return live
 

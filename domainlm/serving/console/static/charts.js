@@ -11,14 +11,16 @@ function el(name, attrs = {}, text) {
 
 function fmt(value, scale) {
   if (value == null || Number.isNaN(value)) return "–";
-  return scale === 1 ? value.toFixed(3) : value.toFixed(1);
+  return scale <= 10 ? value.toFixed(scale === 1 ? 3 : 2) : value.toFixed(1);
 }
 
-// Axis maximum: scores in [0, 1] (accuracy, F1) keep a 0–1 axis; anything larger rounds up to a multiple of 10.
+// Axis maximum: scores in [0, 1] (accuracy, F1) keep a 0–1 axis; others (NLL in nats) round up to 1/2/2.5/5 × 10^k.
 export function axisMax(rows) {
   let top = 0;
   for (const r of rows) for (const s of [r.base, r.adapter]) if (s) top = Math.max(top, s.hi ?? s.value ?? 0);
-  return top <= 1 ? 1 : Math.ceil(top / 10) * 10;
+  if (top <= 1) return 1;
+  const power = 10 ** Math.floor(Math.log10(top));
+  return [1, 2, 2.5, 5, 10].map((m) => m * power).find((v) => v >= top);
 }
 
 // rows: [{label, base: {value, lo, hi}, adapter: {value, lo, hi}}]; one band per task with two interval marks.

@@ -45,3 +45,11 @@ export function when(iso) {
   const date = typeof iso === "number" ? new Date(iso * 1000) : new Date(iso);
   return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleString();
 }
+
+// The vertical a view opens on: the one asked for, else the first with any registered version, else the first.
+export function chooseVertical(verticals, asked) {
+  const names = verticals.map((v) => v.name);
+  if (names.includes(asked)) return asked;
+  const busy = verticals.find((v) => v.production != null || v.candidates.length || v.archived.length);
+  return busy ? busy.name : names[0];
+}

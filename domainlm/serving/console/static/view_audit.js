@@ -42,7 +42,7 @@ export async function render(root, ctx, params) {
       h("caption", {}, t("audit.title")),
       h("thead", {}, h("tr", {}, heads.map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, data.rows.map((r) => h("tr", { dataset: { vertical: r.vertical || "" } },
-        h("td", {}, when(r.ts)), h("td", {}, r.who || "–"), h("td", {}, `${r.method || ""} ${r.path || ""}`.trim()),
+        h("td", {}, when(r.ts)), h("td", {}, r.who || "–"), h("td", {}, r.endpoint || "–", r.stream ? ` · ${t("audit.stream")}` : ""),
         h("td", {}, r.model || "–"),
         h("td", { className: r.status >= 400 ? "bad" : "" }, r.status ?? "–"),
         h("td", {}, r.total_tokens ?? "–"),

@@ -2,7 +2,7 @@
 // panel, the paired significance result and the vertical's gates, from the report the harness wrote.
 
 import { api } from "./api.js";
-import { h, clear, message, labelledSelect, short } from "./dom.js";
+import { h, clear, message, labelledSelect, chooseVertical, short, when } from "./dom.js";
 import { intervalChart } from "./charts.js";
 import { t } from "./i18n.js";
 
@@ -17,7 +17,8 @@ function suitePanel(id, titleKey, rows) {
       .map((k) => h("th", { scope: "col" }, t(k))), h("th", { scope: "col" }, "p"))),
     h("tbody", {}, rows.map((r) => h("tr", {}, h("th", { scope: "row" }, r.task), h("td", {}, r.metric || "–"),
       h("td", {}, r.n ?? "–"), h("td", {}, interval(r.base)), h("td", {}, interval(r.adapter)),
-      h("td", {}, num(r.delta)), h("td", {}, num(r.p_value, 4))))));
+      h("td", {}, r.delta == null ? "–" : `${num(r.delta, 2)} [${num(r.delta_lo, 2)}, ${num(r.delta_hi, 2)}] ${r.unit || ""}`),
+      h("td", { className: r.significant ? "ok" : "" }, num(r.p_value, 4))))));
   return h("section", { className: "panel", id, "aria-labelledby": `${id}-title` },
     h("h3", { id: `${id}-title` }, title),
     rows.length ? intervalChart(chartRows, {
@@ -25,6 +26,16 @@ function suitePanel(id, titleKey, rows) {
       ariaLabel: t("evals.chart_label", { title, n: rows.length }),
     }) : message("info", t("common.none")),
     h("details", {}, h("summary", {}, t("evals.table")), table));
+}
+
+// One gate's verdict in words; numbers as the report has them (points, or a fraction shown as %).
+function checkText(g) {
+  const pct = (v) => (v == null ? "–" : `${(v * 100).toFixed(1)}%`);
+  const show = (v) => (typeof v === "boolean" ? (v ? t("common.yes") : t("common.no")) : v == null ? "–" : num(v, 2));
+  const fmt = g.name === "min_nll_reduction" ? pct : show;
+  const key = `check.${g.name}`;
+  const text = t(key, { value: fmt(g.value), threshold: fmt(g.threshold) });
+  return text === key ? `${g.name}: ${show(g.value)} / ${show(g.threshold)}` : text;
 }
 
 function summaryPanel(report) {
@@ -40,15 +51,18 @@ function summaryPanel(report) {
     h("p", { id: "eval-significance", className: s.significant ? "ok" : "muted" },
       t("evals.significant"), ": ", h("strong", {}, yes(s.significant)),
       s.p_value == null ? "" : ` (${t("evals.p_value", { p: num(s.p_value, 4) })})`),
+    report.domain_effect ? h("p", { className: "muted" }, t("evals.effect", {
+      effect: num(report.domain_effect.effect, 2), lo: num(report.domain_effect.ci_low, 2),
+      hi: num(report.domain_effect.ci_high, 2), tasks: report.domain_effect.tasks })) : "",
     report.gates && report.gates.length ? h("div", {}, h("h4", {}, t("evals.gates")),
       h("ul", { className: "gates" }, report.gates.map((g) => h("li", { className: g.passed ? "ok" : "bad" },
-        `${g.label || g.name}: ${g.passed ? t("evals.pass") : t("evals.fail")}`)))) : "");
+        `${checkText(g)}: ${g.passed ? t("evals.pass") : t("evals.fail")}`)))) : "");
 }
 
 export async function render(root, ctx, params) {
   if (!ctx.verticals) ctx.verticals = (await api("/console/api/verticals")).verticals;
   const names = ctx.verticals.map((v) => v.name);
-  const vertical = names.includes(params.vertical) ? params.vertical : names[0];
+  const vertical = chooseVertical(ctx.verticals, params.vertical);
   root.append(h("h2", {}, t("nav.evals")));
   if (!vertical) {
     root.append(message("info", t("verticals.empty")));
@@ -73,9 +87,11 @@ export async function render(root, ctx, params) {
   const subject = report.subject || {};
   body.append(
     h("p", { className: "subject" }, t("evals.subject"), ": ", h("strong", {}, `${vertical} v${version}`),
-      ` · ${subject.base_model_id || ""} · adapter ${short(subject.artifact_id)}`),
+      ` · ${subject.base_model_id || ""} · ${t("evals.adapter")} ${short(subject.artifact_id)}`,
+      report.created_at ? ` · ${when(report.created_at)}` : ""),
     h("div", { className: "eval-grid" },
       h("div", {}, suitePanel("eval-domain", "evals.domain", report.domain),
+        report.domain_nll.length ? suitePanel("eval-nll", "evals.domain_nll", report.domain_nll) : "",
         suitePanel("eval-general", "evals.general", report.general)),
       summaryPanel(report)));
 }

@@ -8,31 +8,18 @@ import { t } from "./i18n.js";
 
 const conversations = new Map(); // model name → [{role, content}], kept while the tab lives
 
-// Policy notes arrive as a header (JSON list, or "; "-separated text) or as a field of a stream chunk.
+// Policy notes arrive as the x-domainlm-policy-notes header (comma-separated names, known when the stream opens)
+// and, complete, in the `domainlm.policy.notes` field of the chunk that carries the appended note/disclaimer.
 export function parseNotes(value) {
   if (value == null || value === "") return [];
   if (Array.isArray(value)) return value.map(String);
-  try {
-    const parsed = JSON.parse(value);
-    if (Array.isArray(parsed)) return parsed.map(String);
-  } catch {
-    /* plain text */
-  }
-  return String(value).split(/\s*;\s*/).filter(Boolean).map((s) => {
-    try {
-      return decodeURIComponent(s);
-    } catch {
-      return s;
-    }
-  });
+  return String(value).split(/\s*[,;]\s*/).filter(Boolean);
 }
 
 function chunkMeta(chunk) {
-  const extra = chunk.domainlm || chunk.x_domainlm || {};
-  return {
-    adapter: extra.adapter || chunk.adapter || null,
-    notes: extra.policy_notes || chunk.policy_notes || null,
-  };
+  const extra = chunk.domainlm || {};
+  const policy = extra.policy || {};
+  return { adapter: extra.adapter || null, notes: Array.isArray(policy.notes) ? policy.notes : null };
 }
 
 export async function render(root, ctx, params) {

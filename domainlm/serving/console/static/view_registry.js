@@ -2,7 +2,7 @@
 // The buttons show for every key: the server decides, and a read-only key sees its refusal message here.
 
 import { api } from "./api.js";
-import { h, clear, message, labelledSelect, short, when } from "./dom.js";
+import { h, clear, message, labelledSelect, chooseVertical, short, when } from "./dom.js";
 import { t } from "./i18n.js";
 
 function dataSources(sources) {
@@ -26,7 +26,7 @@ function configDetails(config, version) {
 }
 
 function row(entry, vertical, ctx, act) {
-  const actions = h("td", { className: "actions" });
+  const actions = h("td", { className: "row-actions" });
   if (entry.stage !== "production") {
     actions.append(h("button", { type: "button", className: "promote", dataset: { version: entry.version },
       onclick: () => act("promote", entry.version) }, t("registry.promote", { version: entry.version })));
@@ -50,7 +50,7 @@ function row(entry, vertical, ctx, act) {
 export async function render(root, ctx, params) {
   if (!ctx.verticals) ctx.verticals = (await api("/console/api/verticals")).verticals;
   const names = ctx.verticals.map((v) => v.name);
-  const vertical = names.includes(params.vertical) ? params.vertical : names[0];
+  const vertical = chooseVertical(ctx.verticals, params.vertical);
   root.append(h("h2", {}, t("registry.title")));
   if (!vertical) {
     root.append(message("info", t("verticals.empty")));
@@ -97,6 +97,11 @@ export async function render(root, ctx, params) {
       h("caption", {}, `${vertical}: ${t("registry.title")}`),
       h("thead", {}, h("tr", {}, heads.map((k) => h("th", { scope: "col" }, t(k))))),
       h("tbody", {}, data.entries.map((e) => row(e, vertical, ctx, act))))));
+    if (data.events.length) {
+      body.append(h("details", { className: "events" }, h("summary", {}, t("registry.events")),
+        h("ol", {}, data.events.map((e) => h("li", {}, `${when(e.ts)} · ${e.actor} · ${e.event} v${e.version}`,
+          e.previous != null ? ` (${t("registry.previous", { version: e.previous })})` : "")))));
+    }
   }
 
   await load();

@@ -6,7 +6,8 @@ import { t, pick } from "./i18n.js";
 
 export function gateText(gate) {
   const key = `gate.${gate.name}`;
-  const text = t(key, { value: gate.value });
+  const value = gate.name === "min_nll_reduction" ? `${(gate.value * 100).toFixed(1)}%` : gate.value;
+  const text = t(key, { value });
   return text === key ? `${gate.name}: ${JSON.stringify(gate.value)}` : text;
 }
 

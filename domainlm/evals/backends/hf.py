@@ -1,0 +1,176 @@
+"""transformers + peft backend: one base model in memory, every adapter loaded beside it and switched per subject.
+
+Log-likelihoods use prefix-shared packed rows (packing.py); the LM head runs only on the scored positions
+(the context's logits are never materialised: a 49k-vocabulary head costs ~20% of a 135M model's forward).
+Generation is greedy, batched by similar prompt length, left-padded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from domainlm import log
+from domainlm.evals.backends.base import Encoded, cut_at_stop
+from domainlm.evals.backends.packing import build_segments, layout_row, pack_rows
+from domainlm.evals.prompts import GenRequest
+from domainlm.evals.subjects import Subject
+
+logger = log.get("evals.hf")
+HEAD_CHUNK = 1024  # scored positions per LM-head call: 1024 × 49k vocab × 4 B ≈ 200 MB of logits at most
+
+
+def pick_device(setting: str) -> str:
+    import torch
+
+    if setting != "auto":
+        return setting
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class HFBackend:
+    name = "hf"
+
+    def __init__(self, base, subjects: list[Subject], cfg, tokenizer):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.cfg = cfg
+        self.base = base
+        self.tokenizer = tokenizer
+        self.device = pick_device(cfg.device)
+        self.dtype = getattr(torch, cfg.dtype)
+        model = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
+        self.adapter_names: dict[str, str] = {}
+        adapters = [s for s in subjects if not s.is_base]
+        if adapters:
+            from peft import PeftModel
+
+            for index, subject in enumerate(adapters):
+                name = f"adapter{index}"  # peft names become module keys: no dots or @ allowed there
+                if index == 0:
+                    model = PeftModel.from_pretrained(model, str(subject.adapter), adapter_name=name)
+                else:
+                    model.load_adapter(str(subject.adapter), adapter_name=name)
+                self.adapter_names[subject.label] = name
+        self.model = model.eval()
+        self.batch_rows = cfg.batch_rows or (16 if self.device.startswith("cuda") else 1)
+        self.tokens_scored = 0
+
+    def identity(self, subject: Subject) -> dict:
+        return {"backend": "hf", "dtype": self.cfg.dtype, "base": self.base.weights_sha256,
+                "adapter": subject.artifact_id, "max_length": self.cfg.max_length}
+
+    def _active(self, subject: Subject):
+        if not self.adapter_names:
+            return contextlib.nullcontext()
+        if subject.is_base:
+            return self.model.disable_adapter()
+        self.model.set_adapter(self.adapter_names[subject.label])
+        return contextlib.nullcontext()
+
+    def _lm(self):
+        """The causal LM whose decoder and head we call (inside peft, with its LoRA layers in place)."""
+        return self.model.get_base_model() if self.adapter_names else self.model
+
+    # --- log-likelihood -------------------------------------------------------------------------------------
+
+    def loglikelihood(self, subject: Subject, pairs: list[Encoded]) -> list[dict]:
+        import torch
+
+        results: list[dict | None] = [None] * len(pairs)
+        width = max(self.cfg.pack_tokens, max((len(p.context) + len(p.continuation) for p in pairs), default=0))
+        rows = pack_rows(build_segments(pairs, width), width)
+        with self._active(subject), torch.inference_mode():
+            for start in range(0, len(rows), self.batch_rows):
+                self._score_batch([layout_row(r) for r in rows[start:start + self.batch_rows]], results)
+        return results
+
+    def _score_batch(self, layouts, results) -> None:
+        import torch
+
+        length = max(len(lay.ids) for lay in layouts)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(layouts), length), pad, dtype=torch.long)
+        positions = torch.zeros((len(layouts), length), dtype=torch.long)
+        mask = torch.zeros((len(layouts), 1, length, length), dtype=torch.bool)
+        for b, lay in enumerate(layouts):
+            n = len(lay.ids)
+            ids[b, :n] = torch.tensor(lay.ids)
+            positions[b, :n] = torch.tensor(lay.positions)
+            for q0, q1, k0, k1, causal in lay.blocks:
+                block = torch.ones((q1 - q0, k1 - k0), dtype=torch.bool)
+                mask[b, 0, q0:q1, k0:k1] = block.tril() if causal else block
+            # padding attends to itself only: a row with no visible key would turn into NaN inside attention
+            pads = torch.arange(n, length)
+            mask[b, 0, pads, pads] = True
+        lm = self._lm()
+        hidden = lm.get_decoder()(input_ids=ids.to(self.device), position_ids=positions.to(self.device),
+                                  attention_mask=mask.to(self.device)).last_hidden_state
+        head = lm.get_output_embeddings()
+        for b, lay in enumerate(layouts):
+            if not lay.targets:
+                for owner, _, _ in lay.spans:
+                    results[owner] = {"logprob": 0.0, "tokens": 0, "greedy": True}
+                continue
+            src = torch.tensor(lay.sources, device=self.device)
+            tgt = torch.tensor(lay.targets, device=self.device)
+            token_lp, greedy = [], []
+            for c in range(0, len(lay.sources), HEAD_CHUNK):
+                logits = head(hidden[b, src[c:c + HEAD_CHUNK]]).float()
+                logprobs = torch.log_softmax(logits, dim=-1)
+                picked = tgt[c:c + HEAD_CHUNK]
+                token_lp.append(logprobs.gather(1, picked[:, None])[:, 0])
+                greedy.append(logits.argmax(dim=-1) == picked)
+            token_lp = torch.cat(token_lp).cpu().tolist()
+            greedy = torch.cat(greedy).cpu().tolist()
+            for owner, s, e in lay.spans:
+                results[owner] = {"logprob": float(sum(token_lp[s:e])), "tokens": e - s, "greedy": all(greedy[s:e])}
+            self.tokens_scored += len(lay.ids)
+
+    # --- generation -----------------------------------------------------------------------------------------
+
+    def generate(self, subject: Subject, requests: list[GenRequest]) -> list[str]:
+        import torch
+
+        from domainlm.evals.backends.base import _encode_many
+
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        # long prompts lose their head so that prompt + answer fit the window
+        prompts = [ids[-max(1, self.cfg.max_length - r.max_new_tokens):]
+                   for ids, r in zip(_encode_many(tok, [r.prompt for r in requests]), requests)]
+        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, requests[i].stop,
+                                                            len(prompts[i])))
+        outputs: list[str] = [""] * len(requests)
+        with self._active(subject), torch.inference_mode():
+            batch: list[int] = []
+            for i in order + [None]:
+                same = batch and i is not None and (requests[i].max_new_tokens, requests[i].stop) == (
+                    requests[batch[0]].max_new_tokens, requests[batch[0]].stop)
+                if batch and (i is None or not same or len(batch) == self.cfg.gen_batch_size):
+                    self._generate_batch([prompts[j] for j in batch], requests[batch[0]], pad, outputs, batch)
+                    batch = []
+                if i is not None:
+                    batch.append(i)
+        return outputs
+
+    def _generate_batch(self, prompts, request: GenRequest, pad: int, outputs, owners) -> None:
+        import torch
+
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for b, p in enumerate(prompts):  # left padding: every prompt ends where generation starts
+            ids[b, width - len(p):] = torch.tensor(p)
+            attention[b, width - len(p):] = 1
+        kwargs = {"stop_strings": list(request.stop), "tokenizer": self.tokenizer} if request.stop else {}
+        out = self.model.generate(input_ids=ids.to(self.device), attention_mask=attention.to(self.device),
+                                  max_new_tokens=request.max_new_tokens, do_sample=False, temperature=None,
+                                  top_p=None, top_k=None, pad_token_id=pad, **kwargs)
+        for b, owner in enumerate(owners):
+            text = self.tokenizer.decode(out[b, width:], skip_special_tokens=True)
+            outputs[owner] = cut_at_stop(text, request.stop).strip()
+            self.tokens_scored += width + request.max_new_tokens
+
+    def close(self) -> None:
+        self.model = None

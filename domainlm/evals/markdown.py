@@ -1,0 +1,68 @@
+"""report.md: the human summary of an eval report (settings, scores with 95% CIs, paired tests, gate fields)."""
+
+from __future__ import annotations
+
+
+def _fmt(value, metric: str) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.3f}" if metric == "nll" else f"{100 * value:.1f}"
+
+
+def _cell(score: dict | None, metric: str) -> str:
+    if not score or score.get("mean") is None:
+        return "–"
+    return f"{_fmt(score['mean'], metric)} [{_fmt(score['ci_low'], metric)}, {_fmt(score['ci_high'], metric)}]"
+
+
+def _num(value, digits: int = 2, pct: bool = False) -> str:
+    if value is None:
+        return "–"
+    return f"{100 * value:.1f}%" if pct else f"{value:.{digits}f}"
+
+
+def render(report: dict) -> str:
+    labels = [s["label"] for s in report["subjects"]]
+    settings = report["settings"]
+    subject = report["subject"]
+    lines = [f"# Eval report — {report['vertical']}: {subject['label']}", ""]
+    lines += [f"- base: `{subject['base']['model_id']}` (weights sha256 `{subject['base']['weights_sha256'][:16]}…`)"]
+    if subject.get("artifact_id"):
+        lines += [f"- adapter: `{subject['label']}`, artifact id `{subject['artifact_id'][:16]}…`"]
+    lines += [f"- backend `{settings['backend']}` ({settings.get('dtype')}), prompt style **{settings['prompt_style']}**"
+              f", {settings['few_shot']}-shot, seed {settings['seed']}, deterministic {settings['deterministic']}, "
+              f"limit {settings['limit']}", f"- created {report['created_at']}, wall {settings['wall_seconds']} s", ""]
+    for label, summary in report["summaries"].items():
+        effect = summary.get("domain_effect") or {}
+        lines += [f"## Summary: {label} vs base", "",
+                  "| domain gain (points) | general regression (points) | NLL reduction | suite effect [95% CI] "
+                  "| p (paired bootstrap) | significant |", "|---|---|---|---|---|---|",
+                  f"| {_num(summary['domain_gain'])} | {_num(summary['general_regression'])} "
+                  f"| {_num(summary['nll_reduction'], pct=True)} | {_num(effect.get('effect'))} "
+                  f"[{_num(effect.get('ci_low'))}, {_num(effect.get('ci_high'))}] | {_num(summary['p_value'], 4)} "
+                  f"| {'yes' if summary['significant'] else 'no'} |", ""]
+    for suite, title in (("domain", "Domain suite"), ("general", "General-regression suite")):
+        tasks = {n: t for n, t in report["tasks"].items() if t["suite"] == suite}
+        if not tasks:
+            continue
+        lines += [f"## {title}", "", "Scores are points (0–100) with 95% bootstrap intervals; NLL is mean per-token "
+                  "answer NLL (lower is better).", "",
+                  "| task | kind | n | metric | " + " | ".join(labels) + " |",
+                  "|---|---|---|---|" + "---|" * len(labels)]
+        for name, task in tasks.items():
+            metric = task["primary_metric"]
+            cells = [_cell(task["scores"][label].get(metric), metric) for label in labels]
+            lines.append(f"| {name} | {task['kind']} | {task['n_items']} | {metric} | " + " | ".join(cells) + " |")
+        lines += ["", "| task | adapter | effect | 95% CI | p | significant |", "|---|---|---|---|---|---|"]
+        for name, task in tasks.items():
+            for label, cmp in task["comparisons"].items():
+                lines.append(f"| {name} | {label} | {cmp['effect']:+.2f} {cmp['unit']} | [{cmp['ci_low']:+.2f}, "
+                             f"{cmp['ci_high']:+.2f}] | {cmp['p_value']:.4f} | {'yes' if cmp['significant'] else 'no'} |")
+        lines.append("")
+    if report["files"].get("charts"):
+        lines += ["## Charts", ""] + [f"![{p.rsplit('/', 1)[-1]}](charts/{p.rsplit('/', 1)[-1]})"
+                                      for p in report["files"]["charts"]] + [""]
+    licences = sorted({s for t in report["tasks"].values() for s in t["sources"] if s in ("cmmlu", "geobench_k2")})
+    if licences:
+        lines += [f"Data licences: {', '.join(licences)} are non-commercial / research-only datasets.", ""]
+    return "\n".join(lines)

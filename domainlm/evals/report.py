@@ -1,0 +1,149 @@
+"""The eval report: JSON (per-item results, 95% bootstrap intervals, paired tests, summary), Markdown, charts.
+
+summary (what promotion gates read), for the first adapter vs the base:
+  domain_gain        points, adapter − base, mean over domain tasks whose primary metric is a 0–1 score
+  general_regression points, base − adapter, mean over general-regression tasks (positive = worse than base)
+  significant        stratified paired bootstrap over the whole domain suite (NLL tasks included), p < alpha
+  nll_reduction      fraction, (base − adapter) / base of mean per-token answer NLL, mean over domain NLL tasks
+Fields a run cannot measure (no general tasks, no NLL task, base-only run) are null.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from domainlm import __version__
+from domainlm.hashing import atomic_dir, atomic_write_json
+
+from domainlm.evals.bootstrap import Paired, mean_ci, paired_test, suite_test
+
+SCHEMA = "domainlm.eval_report/1"
+
+
+def _scale(metric: str) -> float:
+    return 1.0 if metric == "nll" else 100.0  # 0–1 scores are reported in points
+
+
+def _task_result(plan, per_subject: dict[str, list[dict]], subjects, boot) -> dict:
+    task = plan.task
+    labels = [s.label for s in subjects]
+    scores = {}
+    for label in labels:
+        rows = per_subject[label]
+        scores[label] = {m: mean_ci([r[m] for r in rows], boot.samples, boot.seed, boot.alpha)
+                         for m in task.metrics if rows and m in rows[0]}
+    comparisons = {}
+    base_rows = np.array([r[task.primary] for r in per_subject["base"]], dtype=np.float64)
+    for label in labels[1:]:
+        rows = np.array([r[task.primary] for r in per_subject[label]], dtype=np.float64)
+        test = paired_test(Paired(base_rows, rows, relative=not task.higher_is_better), boot.samples, boot.seed,
+                           boot.alpha)
+        comparisons[label] = {"metric": task.primary,
+                              "unit": "% NLL reduction" if not task.higher_is_better else "points",
+                              "base": float(base_rows.mean()), "adapter": float(rows.mean()), **test}
+    items = []
+    for index, item in enumerate(task.items):
+        entry = {"id": item.id}
+        if task.kind == "multiple_choice":
+            entry["gold"] = item.gold
+        elif item.reference is not None:
+            entry["reference"] = item.reference[:300]
+        entry["results"] = {label: per_subject[label][index] for label in labels}
+        items.append(entry)
+    return {"kind": task.kind, "suite": plan.suite, "primary_metric": task.primary,
+            "higher_is_better": task.higher_is_better, "n_items": len(task.items), "few_shot": plan.few_shot,
+            "language": task.language, "sources": list(task.sources), "description": task.description,
+            "scores": scores, "comparisons": comparisons, "items": items}
+
+
+def _summary(plans, per_item, adapter: str, boot) -> dict:
+    domain = [p for p in plans if p.suite == "domain"]
+    general = [p for p in plans if p.suite == "general"]
+
+    def arrays(plan):
+        metric = plan.task.primary
+        return (np.array([r[metric] for r in per_item[plan.task.name]["base"]], dtype=np.float64),
+                np.array([r[metric] for r in per_item[plan.task.name][adapter]], dtype=np.float64))
+
+    gains = [100 * (a.mean() - b.mean()) for b, a in map(arrays, [p for p in domain if p.task.higher_is_better])]
+    regressions = [100 * (b.mean() - a.mean()) for b, a in map(arrays, [p for p in general if p.task.higher_is_better])]
+    nll = [(b.mean() - a.mean()) / b.mean() for b, a in map(arrays, [p for p in domain if not p.task.higher_is_better])
+           if b.mean() > 0]
+    suite = suite_test([Paired(*arrays(p), relative=not p.task.higher_is_better) for p in domain],
+                       boot.samples, boot.seed, boot.alpha)
+    return {
+        "adapter": adapter,
+        "domain_gain": float(np.mean(gains)) if gains else None,
+        "general_regression": float(np.mean(regressions)) if regressions else None,
+        "significant": bool(suite["significant"]) if suite else False,
+        "p_value": suite["p_value"] if suite else None,
+        "domain_effect": suite,
+        "nll_reduction": float(np.mean(nll)) if nll else None,
+        "domain_tasks": [p.task.name for p in domain],
+        "general_tasks": [p.task.name for p in general],
+    }
+
+
+def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: dict) -> dict:
+    boot = cfg.bootstrap
+    adapters = [s for s in subjects if not s.is_base]
+    first = adapters[0] if adapters else None
+    subject = {
+        "vertical": (first.vertical if first else None) or cfg.vertical,
+        "version": first.version if first else None,
+        "label": first.label if first else "base",
+        "base": {"model_id": base.model_id, "ref": base.ref, "weights_sha256": base.weights_sha256,
+                 "chat_template_sha256": base.chat_template_sha256},
+        "adapter": first.to_dict() if first else None,
+        "artifact_id": first.artifact_id if first else None,
+    }
+    summaries = {a.label: _summary(plans, per_item, a.label, boot) for a in adapters}
+    return {
+        "schema": SCHEMA,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "domainlm_version": __version__,
+        "vertical": cfg.vertical,
+        "subject": subject,
+        "subjects": [s.to_dict() for s in subjects],
+        "settings": settings,
+        "timings": timings,
+        "bootstrap": {"samples": boot.samples, "seed": boot.seed, "alpha": boot.alpha},
+        "config": cfg.model_dump(mode="json"),
+        "tasks": {p.task.name: _task_result(p, per_item[p.task.name], subjects, boot) for p in plans},
+        "summary": summaries[first.label] if first else None,
+        "summaries": summaries,
+    }
+
+
+def write_report(report: dict, folder: Path, cfg) -> dict:
+    """report.json + report.md + charts/*.png, all or nothing (temp folder renamed into place)."""
+    from domainlm.evals import charts, markdown
+
+    folder = Path(folder)
+    report["files"] = {"json": str(folder / "report.json"), "markdown": str(folder / "report.md"), "charts": []}
+    with atomic_dir(folder) as tmp:
+        drawn = charts.draw(report, tmp / "charts")
+        report["files"]["charts"] = [str(folder / "charts" / p.name) for p in drawn]
+        (tmp / "report.md").write_text(markdown.render(report), encoding="utf-8")
+        atomic_write_json(tmp / "report.json", report)
+    return report
+
+
+def attach(report_path: str | Path, registry=None) -> None:
+    """Attach a written report to its adapter's registry entry (promotion reads it from there)."""
+    import json
+
+    from domainlm.errors import ConfigError
+
+    report = json.loads(Path(report_path).read_text(encoding="utf-8"))
+    subject = report.get("subject") or {}
+    if subject.get("version") is None or not subject.get("vertical"):
+        raise ConfigError(f"{report_path}: report has no registered adapter (subject.vertical/version) to attach to")
+    if registry is None:
+        from domainlm.registry import Registry
+
+        registry = Registry()
+    registry.attach_report(subject["vertical"], int(subject["version"]), str(report_path))

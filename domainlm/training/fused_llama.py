@@ -1,0 +1,154 @@
+"""The fused training forward for llama-like decoders (llama, mistral, qwen2), reading the PEFT model's own tensors.
+
+Per layer: RMSNorm → one q‖k‖v LoRA GEMM group → RoPE → varlen attention over packed rows → o LoRA → residual →
+RMSNorm → one gate‖up LoRA group → SwiGLU → down LoRA → residual. The LoRA matrices are the PEFT model's
+parameters themselves (the optimizer, checkpoints and `save_pretrained` see nothing different); the frozen base
+q/k/v and gate/up weights are concatenated once and the PEFT modules are re-pointed at views of that storage, so
+no weight is held twice. Anything outside this shape (DoRA, quantised bases, other families) uses the HF modules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from domainlm.kernels.ops import fused_lora_linear, rms_norm, swiglu, varlen_attention
+
+SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2")
+
+
+def unsupported_reason(model, lora: dict) -> str | None:
+    """Why the fused path cannot run this model (None when it can)."""
+    config = model.get_base_model().config
+    if config.model_type not in SUPPORTED_FAMILIES:
+        return f"family {config.model_type} (fused: {', '.join(SUPPORTED_FAMILIES)})"
+    if lora["dora"] or lora["quantize"] != "none":
+        return "DoRA / quantised base"
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+        return "activation or tensor-parallel layout"
+    if getattr(config, "use_sliding_window", False) or (config.model_type == "mistral"
+                                                      and getattr(config, "sliding_window", None)):
+        return "sliding-window attention"
+    targets = lora["target_modules"]
+    if isinstance(targets, str) or not set(targets) <= {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                        "up_proj", "down_proj"}:
+        return f"target modules {targets}"
+    return None
+
+
+@dataclass
+class LoRAGroup:
+    """Projections sharing one input: a frozen concatenated weight plus each projection's LoRA (if adapted)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    lora_a: list[torch.Tensor]
+    lora_b: list[torch.Tensor]
+    scalings: list[float]
+    dropout: float
+
+    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+        if not self.lora_a:
+            return F.linear(x, self.weight, self.bias)
+        return fused_lora_linear(x, self.weight, self.bias, self.lora_a, self.lora_b, self.scalings,
+                                 self.dropout if training else 0.0)
+
+
+def _group(modules: list, adapter: str) -> LoRAGroup:
+    bases = [getattr(m, "base_layer", m) for m in modules]
+    weights = [b.weight for b in bases]
+    if len(weights) == 1:
+        fused = weights[0]
+    else:
+        fused = torch.cat([w.detach() for w in weights])
+        row = 0
+        for base, w in zip(bases, weights):   # re-point each module at its rows of the fused storage
+            base.weight = torch.nn.Parameter(fused[row:row + w.shape[0]], requires_grad=False)
+            row += w.shape[0]
+    biases = [b.bias for b in bases]
+    bias = None if all(b is None for b in biases) else torch.cat(
+        [b.detach() if b is not None else torch.zeros(w.shape[0], dtype=fused.dtype, device=fused.device)
+         for b, w in zip(biases, weights)])
+    lora_a, lora_b, scalings, dropout = [], [], [], 0.0
+    adapted = [hasattr(m, "lora_A") and adapter in m.lora_A for m in modules]
+    if any(adapted):
+        for module, has, w in zip(modules, adapted, weights):
+            if has:
+                lora_a.append(module.lora_A[adapter].weight)
+                lora_b.append(module.lora_B[adapter].weight)
+                scalings.append(float(module.scaling[adapter]))
+                drop = module.lora_dropout[adapter]
+                dropout = max(dropout, float(getattr(drop, "p", 0.0)))
+            else:   # an un-adapted projection in an adapted group: a rank-0 block
+                lora_a.append(w.new_zeros((0, w.shape[1]), dtype=torch.float32))
+                lora_b.append(w.new_zeros((w.shape[0], 0), dtype=torch.float32))
+                scalings.append(0.0)
+    return LoRAGroup(fused, bias, lora_a, lora_b, scalings, dropout)
+
+
+@dataclass
+class FusedLayer:
+    ln1: torch.Tensor
+    ln2: torch.Tensor
+    qkv: LoRAGroup
+    o: LoRAGroup
+    gate_up: LoRAGroup
+    down: LoRAGroup
+
+
+class FusedLlama:
+    def __init__(self, peft_model, adapter: str = "default"):
+        hf = peft_model.get_base_model()
+        config = hf.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.eps = config.rms_norm_eps
+        self.scale = self.head_dim ** -0.5
+        decoder = hf.model
+        self.embed = decoder.embed_tokens
+        self.rotary = decoder.rotary_emb
+        self.final_norm = decoder.norm.weight
+        self.lm_head = hf.get_output_embeddings().weight
+        self.layers = []
+        for layer in decoder.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            self.layers.append(FusedLayer(
+                ln1=layer.input_layernorm.weight, ln2=layer.post_attention_layernorm.weight,
+                qkv=_group([attn.q_proj, attn.k_proj, attn.v_proj], adapter), o=_group([attn.o_proj], adapter),
+                gate_up=_group([mlp.gate_proj, mlp.up_proj], adapter), down=_group([mlp.down_proj], adapter)))
+
+    def _layer(self, x: torch.Tensor, layer: FusedLayer, cos, sin, cu: list[int], training: bool) -> torch.Tensor:
+        tokens = x.shape[0]
+        qkv = layer.qkv(rms_norm(x, layer.ln1, self.eps), training)
+        q, k, v = qkv.split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
+                             self.kv_heads * self.head_dim], dim=-1)
+        q = q.view(tokens, self.heads, self.head_dim)
+        k = k.view(tokens, self.kv_heads, self.head_dim)
+        v = v.view(tokens, self.kv_heads, self.head_dim)
+        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+        attn = varlen_attention(q, k, v, cu, self.scale).reshape(tokens, self.heads * self.head_dim)
+        x = x + layer.o(attn, training)
+        return x + layer.down(swiglu(layer.gate_up(rms_norm(x, layer.ln2, self.eps), training)), training)
+
+    def hidden_states(self, input_ids: torch.Tensor, position_ids: torch.Tensor, cu: list[int], *,
+                      training: bool, checkpointing: bool = False) -> torch.Tensor:
+        """Packed input_ids/position_ids [1, T] → final-norm hidden states [T, H]."""
+        x = self.embed(input_ids[0])
+        cos, sin = self.rotary(x[None], position_ids)      # [1, T, D] in x's dtype
+        cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # broadcast over heads
+        for layer in self.layers:
+            if checkpointing and training and torch.is_grad_enabled():
+                x = checkpoint(self._layer, x, layer, cos, sin, cu, training, use_reentrant=False)
+            else:
+                x = self._layer(x, layer, cos, sin, cu, training)
+        return rms_norm(x, self.final_norm, self.eps)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rotated * sin
