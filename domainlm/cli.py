@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("domainlm.verticals.cli:register", "vertical data: inspect, data card, teacher synthesis"),
     "train": ("domainlm.training.cli:register_train", "LoRA fine-tune one vertical from a YAML config"),
     "export": ("domainlm.training.cli:register_export", "copy an adapter, or merge it into its base model"),
+    "eval": ("domainlm.evals.cli:register", "score base and adapters on benchmark suites, write reports"),
+    "quickstart": ("domainlm.pipeline.cli:register", "the whole pipeline for every vertical, end to end"),
 }
 
 

@@ -6,11 +6,11 @@
 #   bash scripts/device_check.sh [OUT_DIR] [--expect cuda] [--skip vllm]
 #
 # Writes OUT_DIR/device_check.json (the record) and OUT_DIR/device_check.log. OUT_DIR defaults to $OUT, else
-# ./device-check. Record a run in the package's verified_on.json only from such a file:
+# ${TMPDIR:-/tmp}/domainlm-device-check (outside the checkout). Record a run in the package's verified_on.json only from such a file:
 #   python -m domainlm.kernels.backends.verified add OUT_DIR/device_check.json
 set -uo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-out_dir="${OUT:-$repo/device-check}"
+out_dir="${OUT:-${TMPDIR:-/tmp}/domainlm-device-check}"
 if [[ $# -gt 0 && "$1" != --* ]]; then out_dir="$1"; shift; fi
 mkdir -p "$out_dir"
 export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false

@@ -64,18 +64,13 @@ def adapter_subject(folder: str | Path, base: ResolvedModel, label: str | None =
 
 
 def registry_subject(ref: str, base: ResolvedModel, registry=None) -> Subject:
-    """`medical@3` → that registered version; `medical` → the production version."""
-    match = MODEL_REF.match(ref)
-    if not match:
-        raise ConfigError(f"--model '{ref}': expected 'base', '<vertical>@<version>' (e.g. medical@3) or '<vertical>'")
-    vertical, version = match["vertical"], match["version"]
-    if registry is None:
-        from domainlm.registry import Registry
+    """`medical@3` → that registered version; `medical` → the production version (verified before use)."""
+    from domainlm.registry import Registry, parse_ref
 
-        registry = Registry()
-    entry = registry.get(vertical, int(version)) if version else registry.production(vertical)
-    if entry is None:
-        raise ConfigError(f"--model '{ref}': no such version in the registry (see `domainlm registry list`)")
+    if not MODEL_REF.match(ref):
+        raise ConfigError(f"--model '{ref}': expected 'base', '<vertical>@<version>' (e.g. medical@3) or '<vertical>'")
+    vertical, version = parse_ref(ref)
+    entry = (registry or Registry()).get(vertical, version)
     return adapter_subject(entry.path, base, label=f"{entry.vertical}@{entry.version}", vertical=entry.vertical,
                            version=int(entry.version))
 

@@ -24,6 +24,21 @@ def _fmt_ci(block: dict | None) -> str:
     return f"{value:.4g} [{low:.4g}, {high:.4g}]"
 
 
+def _task_rows(report: dict | None, entry: dict) -> dict:
+    """Per task: primary metric, base and adapter means with 95% CIs, paired effect and p-value."""
+    rows = {}
+    label = ((report or {}).get("summary") or {}).get("adapter")
+    for name, task in ((report or {}).get("tasks") or {}).items():
+        metric = task.get("primary_metric")
+        scores = task.get("scores", {})
+        comparison = (task.get("comparisons") or {}).get(label, {})
+        rows[name] = {"suite": task.get("suite"), "metric": metric, "n": task.get("n_items"),
+                      "base": (scores.get("base") or {}).get(metric), "adapter": (scores.get(label) or {}).get(metric),
+                      "effect": comparison.get("effect"), "unit": comparison.get("unit"),
+                      "p_value": comparison.get("p_value")}
+    return rows
+
+
 def build_record(manifest: dict, report: dict | None, vertical, entry: dict, gates_passed: bool | None) -> dict:
     policy = vertical.policy
     return {
@@ -39,8 +54,7 @@ def build_record(manifest: dict, report: dict | None, vertical, entry: dict, gat
         "evaluation": {
             "report": entry.get("report_path"),
             "summary": (report or {}).get("summary", {}),
-            "tasks": {name: {k: task.get(k) for k in ("metric", "base", "adapter", "p_value", "n")}
-                      for name, task in ((report or {}).get("tasks") or {}).items()},
+            "tasks": _task_rows(report, entry),
             "gates": vertical.gates.model_dump(), "gates_passed": gates_passed,
         },
         "safety_policy": policy.model_dump(),
@@ -76,10 +90,13 @@ def render_markdown(record: dict) -> str:
                      f"| `{str(src.get('sha256'))[:16]}…` |")
     lines += ["", "## Training configuration", "```json",
               json.dumps(record["training_config"], indent=2, ensure_ascii=False)[:6000], "```", "",
-              "## Evaluation", "| task | metric | base | adapter | paired p |", "|---|---|---|---|---|"]
+              "## Evaluation (means with 95% bootstrap intervals; paired bootstrap vs base)",
+              "| task | suite | n | metric | base | adapter | effect | paired p |", "|---|---|---|---|---|---|---|---|"]
     for name, task in ev["tasks"].items():
-        p = task.get("p_value")
-        lines.append(f"| {name} | {task.get('metric')} | {_fmt_ci(task.get('base'))} | {_fmt_ci(task.get('adapter'))} "
+        p, effect = task.get("p_value"), task.get("effect")
+        effect_text = "—" if effect is None else f"{effect:+.3g} {task.get('unit') or ''}"
+        lines.append(f"| {name} | {task.get('suite')} | {task.get('n')} | {task.get('metric')} "
+                     f"| {_fmt_ci(task.get('base'))} | {_fmt_ci(task.get('adapter'))} | {effect_text} "
                      f"| {'—' if p is None else f'{p:.3g}'} |")
     summary = ev.get("summary") or {}
     lines += ["", "Summary: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float) else f"{k} = {v}"

@@ -9,7 +9,7 @@ from domainlm import __version__
 from domainlm.data.sources.base import file_sha256
 from domainlm.paths import data_root
 
-SPLIT_RULE = ("rows of a `hash` source go to eval when sha256(normalised user turns) mod 100 < {pct}, else train "
+SPLIT_RULE = ("rows of a `hash` source go to eval when sha256(normalised opening question) mod 100 < {pct}, else train "
               "(same question → same side); `train`/`eval` sources keep their upstream split")
 
 
@@ -99,20 +99,21 @@ def card_markdown(card: dict) -> str:
         langs = ", ".join(f"{k} {v}" for k, v in s["lang_mix"].items())
         lines.append(f"| {s['name']} | {s['licence']} | {_flags(s)} | {s['rows']} | {s['train']} | {s['eval']} | "
                      f"{skipped} | {langs} | `{s['sha256'][:16]}` |")
-    lines += ["", f"Totals: {t['rows']} rows, {t['train']} train, {t['eval']} eval, {t['skipped']} skipped; "
-              f"languages {t['lang_mix']}."]
+    lines += ["", (f"Totals: {t['rows']} rows, {t['train']} train, {t['eval']} eval, {t['skipped']} skipped; "
+                   f"languages {t['lang_mix']}.")]
     lic = card["licences"]
     if lic["restricted"]:
-        lines += ["", f"**Restricted licences**: non-commercial {lic['non_commercial'] or '–'}; research-only "
-                  f"{lic['research_only'] or '–'}. Adapters trained on them inherit these limits."]
+        lines += ["", (f"**Restricted licences**: non-commercial {lic['non_commercial'] or '–'}; research-only "
+                       f"{lic['research_only'] or '–'}. Adapters trained on them inherit these limits.")]
     if lic["project_authored"]:
         lines += ["", f"Project-authored (written in this repository, not from a public set): {lic['project_authored']}."]
     report = card.get("decontamination")
     if report:
         lines += ["", "## Decontamination", "",
-                  f"{report['method']}; {report['train_rows_checked']} training rows checked, "
-                  f"{report['dropped_rows']} dropped (public eval sets: {report['mode']}, own held-out split: "
-                  f"{report['heldout_mode']}). Train rows after decontamination: {t['train_after_decontamination']}.",
+                  (f"{report['method']}; {report['train_rows_checked']} training rows checked, "
+                   f"{report['dropped_rows']} dropped (public eval sets: {report['mode']}, own held-out split: "
+                   f"{report['heldout_mode']}). Train rows after decontamination: "
+                   f"{t['train_after_decontamination']}."),
                   "", "| training source | eval set | overlapping train rows | eval items hit |", "|---|---|---:|---:|"]
         hits = [p for p in report["pairs"] if p["train_rows"]]
         lines += [f"| {p['train_source']} | {p['eval_set']} | {p['train_rows']} | {p['eval_items']} |" for p in hits]

@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     syn.add_argument("--shots", type=int, default=3, help="seed questions shown per candidate")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--temperature", type=float, default=0.8)
+    syn.add_argument("--max-question-tokens", type=int, default=96)
     syn.add_argument("--max-answer-tokens", type=int, default=384)
     syn.add_argument("--out", default=None, help="output JSONL (default $DOMAINLM_HOME/synth/<vertical>/<time>.jsonl)")
     syn.set_defaults(func=_synth)
@@ -96,7 +97,7 @@ def _synth(args) -> int:
     api_key = args.api_key if args.api_key != "EMPTY" else os.environ.get("OPENAI_API_KEY", "EMPTY")
     cfg = SynthConfig(endpoint=args.endpoint, model=args.model, api_key=api_key, n=args.num, lang=args.lang,
                       shots=args.shots, seed=args.seed, temperature=args.temperature,
-                      max_answer_tokens=args.max_answer_tokens)
+                      max_question_tokens=args.max_question_tokens, max_answer_tokens=args.max_answer_tokens)
     out = Path(args.out) if args.out else home() / "synth" / vertical.name / f"{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     report = synthesize(vertical, cfg, out)
     print(json.dumps(report["stages"], indent=2, ensure_ascii=False))

@@ -17,7 +17,7 @@ from domainlm.verticals.text import cjk_chars, latin_words
 VERSION = 2  # bump when the n-gram rule changes, so cached reports are recomputed
 
 
-def ngrams(text: str, word_n: int = 13, char_n: int = 8) -> set[int]:
+def ngrams(text: str, word_n: int = 13, char_n: int = 13) -> set[int]:
     """Hashes of the word n-grams of the Latin words and the char n-grams of the CJK characters of `text`."""
     words = latin_words(text)
     chars = cjk_chars(text)

@@ -1,8 +1,9 @@
 """Load one source's files into rows with a split, once per process: parse, count skips, dedup, hash-split.
 
-Split rule (deterministic, disjoint, stable across runs and machines): sha256 of the row's normalised user turns,
-mod 100, below the vertical's eval_percent → eval. Keying on the question text rather than the row id keeps the
-same question (MedQuAD repeats 2,062 of them across collections) on one side of the split.
+Split rule (deterministic, disjoint, stable across runs and machines): sha256 of the row's normalised opening
+question, mod 100, below the vertical's eval_percent → eval. Keying on the question text rather than the row id
+keeps the same question (MedQuAD repeats 2,062 of them across collections; Huatuo dialogues share openings) on one
+side of the split.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def hash_split(key: str, eval_percent: int) -> str:
 def _split_of(source: Source, messages: list[dict], eval_percent: int) -> str:
     if source.split != "hash":
         return source.split
-    return hash_split(split_key("\n".join(m["content"] for m in messages if m["role"] == "user")), eval_percent)
+    return hash_split(split_key(messages[0]["content"]), eval_percent)  # the opening question
 
 
 def load_source(source: Source, vertical_folder: Path, eval_percent: int) -> LoadedSource:

@@ -32,9 +32,9 @@ class Bilingual(Strict):
 class Patterns(Strict):
     """Regular expressions per language (case-insensitive); `any` apply to every language."""
 
-    en: list[str] = []
-    zh: list[str] = []
-    any: list[str] = []
+    en: list[str] = Field(default_factory=list)
+    zh: list[str] = Field(default_factory=list)
+    any: list[str] = Field(default_factory=list)
 
     @field_validator("en", "zh", "any")
     @classmethod
@@ -66,7 +66,7 @@ class Note(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     triggers: Patterns
     scope: Literal["prompt", "answer", "either"] = "either"  # where triggers are looked for
-    unless: Patterns = Patterns()  # skip when the answer already says it (e.g. already advises a clinician)
+    unless: Patterns = Field(default_factory=Patterns)  # skip when the answer already says it (e.g. already advises a clinician)
     note: Bilingual
 
     @model_validator(mode="after")
@@ -95,8 +95,8 @@ class Policy(Strict):
 
     disclaimer: Bilingual | None = None
     disclaimer_mode: Literal["always", "never"] = "never"  # always: appended to every answer
-    safety_notes: list[Note] = []
-    refusals: list[Refusal] = []
+    safety_notes: list[Note] = Field(default_factory=list)
+    refusals: list[Refusal] = Field(default_factory=list)
     log_prompts: bool = True     # False: audit logs never store prompt or answer text
     hash_prompts: bool = False   # True: audit logs store sha256 of the prompt instead (lets abuse be traced)
 
@@ -187,7 +187,7 @@ class VerticalSpec(Strict):
     eval_suite: list[str] = Field(min_length=1)     # domain task names (domainlm.evals)
     general_suite: list[str] = Field(min_length=1)  # general-regression task names
     gates: Gates
-    decontamination: Decontamination = Decontamination()
+    decontamination: Decontamination = Field(default_factory=Decontamination)
 
     @field_validator("name")
     @classmethod

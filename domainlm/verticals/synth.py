@@ -65,24 +65,37 @@ def _client(cfg: SynthConfig):
 
 
 def _teacher_model(client, cfg: SynthConfig) -> str:
+    from openai import OpenAIError
+
     if cfg.model:
         return cfg.model
     try:
         models = client.models.list().data
-    except Exception as exc:  # openai raises its own hierarchy; the user needs the endpoint and the cause
+    except OpenAIError as exc:  # connection, timeout and HTTP errors: the user needs the endpoint and the cause
         raise SynthError(f"teacher endpoint {cfg.endpoint}: cannot list models ({type(exc).__name__}: {exc})") from None
     if not models:
         raise SynthError(f"teacher endpoint {cfg.endpoint} lists no models: pass --model")
     return models[0].id
 
 
-def _chat(client, model: str, messages: list[dict], max_tokens: int, temperature: float, seed: int) -> str:
+def _chat(client, model: str, messages: list[dict], max_tokens: int, temperature: float, seed: int) -> tuple[str, bool]:
+    """(reply text, whether it was cut at max_tokens)."""
+    from openai import OpenAIError
+
     try:
         reply = client.chat.completions.create(model=model, messages=messages, max_tokens=max_tokens,
                                                temperature=temperature, seed=seed)
-    except Exception as exc:
+    except OpenAIError as exc:
         raise SynthError(f"teacher call failed ({type(exc).__name__}: {exc})") from None
-    return (reply.choices[0].message.content or "").strip() if reply.choices else ""
+    if not reply.choices:
+        return "", False
+    choice = reply.choices[0]
+    return (choice.message.content or "").strip(), choice.finish_reason == "length"
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？](?=[^.!?。！？]*$)")
+_IMPERATIVE = re.compile(r"^(explain|describe|calculate|compute|estimate|compare|list|define|outline|summari[sz]e|"
+                         r"give|name|derive|discuss|请|简述|说明|解释|计算|比较|列举|描述|试述|分析)", re.IGNORECASE)
 
 
 def clean_question(text: str) -> str:
@@ -91,16 +104,27 @@ def clean_question(text: str) -> str:
     return _LEADING.sub("", line).strip().strip('"“”')
 
 
-def clean_answer(text: str) -> str:
-    return _LABELS.sub("", text).strip()
+def clean_answer(text: str, truncated: bool = False) -> str:
+    """The answer without an 'Answer:' label; a reply cut at max_tokens loses its unfinished last sentence."""
+    text = _LABELS.sub("", text).strip()
+    if truncated:
+        end = _SENTENCE_END.search(text)
+        text = text[:end.end()] if end else ""
+    return text
 
 
 def check(question: str, answer: str, lang: str, cfg: SynthConfig) -> str | None:
     """The first format/length/language filter a candidate fails, or None."""
     if not question or not answer:
-        return "format: empty question or answer"
+        return "format: empty question, or an answer cut before its first full sentence"
+    if "\ufffd" in question + answer:
+        return "format: broken characters"
+    if not (question.endswith(("?", "？")) or _IMPERATIVE.match(question)):
+        return "format: not a question or a task"
     if re.search(r"(answer|回答|答案)\s*[:：]", question, re.IGNORECASE):
         return "format: answer inside the question"
+    if answer.startswith(question):
+        return "format: answer repeats the question"
     if not cfg.min_question_chars <= len(question) <= cfg.max_question_chars:
         return "length: question"
     if not cfg.min_answer_chars <= len(answer) <= cfg.max_answer_chars:
@@ -138,13 +162,14 @@ def synthesize(vertical, cfg: SynthConfig, out: Path) -> dict:
         shots = rng.sample(pools[lang], min(cfg.shots, len(pools[lang])))
         examples = "\n".join(f"{k + 1}. {r['messages'][0]['content']}" for k, r in enumerate(shots))
         ask = ASK[lang].format(domain=vertical.title[lang], examples=examples)
-        question = clean_question(_chat(client, model, [{"role": "user", "content": ask}],
-                                        cfg.max_question_tokens, cfg.temperature, cfg.seed + i))
-        answer = ""
+        text, _ = _chat(client, model, [{"role": "user", "content": ask}], cfg.max_question_tokens,
+                        cfg.temperature, cfg.seed + i)
+        question, answer = clean_question(text), ""
         if question:
-            answer = clean_answer(_chat(client, model, [{"role": "system", "content": vertical.system_prompt(lang)},
-                                                        {"role": "user", "content": question}],
-                                        cfg.max_answer_tokens, min(cfg.temperature, 0.3), cfg.seed + i))
+            text, truncated = _chat(client, model, [{"role": "system", "content": vertical.system_prompt(lang)},
+                                                    {"role": "user", "content": question}],
+                                    cfg.max_answer_tokens, min(cfg.temperature, 0.3), cfg.seed + i)
+            answer = clean_answer(text, truncated)
         stages["generated"] += 1
         reason = check(question, answer, lang, cfg)
         if reason is None:

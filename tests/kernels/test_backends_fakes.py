@@ -4,6 +4,7 @@ call routed to documented names, LoRA serving fallbacks, and vLLM plugin discove
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -49,6 +50,20 @@ def test_vendor_namespace_adapter_on_fake_stack(fake_vendors, name, package):
     assert env == {"DOMAINLM_BACKEND": name, backend.visible_devices_env: "0,1"}
     if name == "xpu":
         assert backend.device(1) == torch.device("xpu", 1)
+    if backend.accelerate_detector:  # accelerate, asked the same question on the same stack, agrees
+        module, func = backend.accelerate_detector.split(":")
+        detector = getattr(importlib.import_module(module), func)
+        assert getattr(detector, "__wrapped__", detector)() is True  # bypass accelerate's lru_cache
+
+
+def test_fake_vendor_modules_catch_undocumented_access(fake_vendors):
+    npu = fake_vendors.namespace("torch_npu", "npu")
+    importlib.import_module("torch_npu")
+    with pytest.raises(AttributeError, match="no documented attribute 'current_stream'"):
+        npu.current_stream()
+    assert getattr(npu, "empty_cache", None) is None  # swallowed by the caller, but still recorded
+    assert fake_vendors.violations == ["torch.npu.current_stream", "torch.npu.empty_cache"]
+    fake_vendors.violations.clear()  # this test provoked them on purpose; the fixture would fail it otherwise
 
 
 def test_launch_env_keeps_the_callers_device_selection(monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,4 +96,3 @@ def test_killed_backend_gives_503_with_retry_after_then_recovers(client, gateway
     # the restarted server has the adapters again (passed on its command line at restart)
     assert client.completions.create(model="petrochem", prompt="Oil", max_tokens=2).model.startswith("petrochem@")
     wait_all_healthy(serving_stack)
-    threading.Event().wait(0.1)

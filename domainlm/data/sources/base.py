@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from domainlm.errors import DataError
 from domainlm.hashing import sha256_bytes, sha256_file

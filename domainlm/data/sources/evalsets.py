@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from domainlm.data.sources.base import files_sha256
 from domainlm.paths import dataset_dir

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from domainlm.data.sources import readers
 from domainlm.data.sources.base import Record, Skip, turns

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from domainlm.data.sources import readers
 from domainlm.data.sources.base import Record, Skip, turns

@@ -15,7 +15,8 @@ from domainlm.evals.tasks.readers import read_rows
 from domainlm.evals.tasks.registry import register_task
 
 
-def heldout_rows(vertical: str, rows_file: str | None = None) -> list[dict]:
+def heldout_rows(vertical: str, rows_file: str | None = None, sources: list[str] | None = None) -> list[dict]:
+    """The vertical's eval split (system prompt included, as served), or rows from a JSONL file."""
     if rows_file:
         return read_rows(Path(rows_file))
     try:
@@ -23,7 +24,7 @@ def heldout_rows(vertical: str, rows_file: str | None = None) -> list[dict]:
     except ImportError as exc:
         raise ConfigError(f"held-out tasks need domainlm.verticals ({exc}); or pass params: {{rows_file: FILE.jsonl}}"
                           ) from None
-    return list(get_vertical(vertical).sft_rows(split="eval"))
+    return list(get_vertical(vertical).sft_rows(split="eval", sources=sources))
 
 
 def items_from_messages(rows: list[dict], origin: str) -> list[Item]:
@@ -37,8 +38,9 @@ def items_from_messages(rows: list[dict], origin: str) -> list[Item]:
     return items
 
 
-def heldout_task(name: str, vertical: str, kind: str, rows_file: str | None, max_new_tokens: int) -> Task:
-    rows = heldout_rows(vertical, rows_file)
+def heldout_task(name: str, vertical: str, kind: str, rows_file: str | None, max_new_tokens: int,
+                 sources: list[str] | None) -> Task:
+    rows = heldout_rows(vertical, rows_file, sources)
     items = items_from_messages(rows, rows_file or f"vertical '{vertical}' eval split")
     sources = tuple(sorted({str(r.get("source")) for r in rows if r.get("source")}))
     if kind == "nll":
@@ -47,15 +49,19 @@ def heldout_task(name: str, vertical: str, kind: str, rows_file: str | None, max
                 description=f"{vertical} held-out answers, greedy generation vs reference")
 
 
-def _register(name: str, vertical: str, kind: str) -> None:
+def _register(name: str, vertical: str, kind: str, default_sources: list[str] | None) -> None:
     what = "mean per-token answer NLL (lower is better)" if kind == "nll" else "ROUGE-L / token F1 of greedy answers"
-    register_task(name, f"{vertical} held-out SFT split: {what}")(
-        lambda ctx, rows_file=None, max_new_tokens=64: heldout_task(name, vertical, kind, rows_file, max_new_tokens))
+    picked = f" ({', '.join(default_sources)} rows)" if default_sources else ""
+    register_task(name, f"{vertical} held-out SFT split{picked}: {what}")(
+        lambda ctx, rows_file=None, max_new_tokens=64, sources=default_sources:
+        heldout_task(name, vertical, kind, rows_file, max_new_tokens, sources))
 
 
-_register("medquad_heldout_nll", "medical", "nll")
-_register("petrochem_heldout", "petrochem", "nll")
-_register("marine_heldout", "marine", "nll")
-_register("medquad_heldout_gen", "medical", "generate")
-_register("petrochem_heldout_gen", "petrochem", "generate")
-_register("marine_heldout_gen", "marine", "generate")
+# The medical split is MedQuAD's (English NIH answers); petrochem's is the project-authored QA (ChemLit-QA's test
+# chat file carries no answers); marine has only project-authored rows.
+_register("medquad_heldout_nll", "medical", "nll", ["medquad"])
+_register("petrochem_heldout", "petrochem", "nll", ["authored"])
+_register("marine_heldout", "marine", "nll", None)
+_register("medquad_heldout_gen", "medical", "generate", ["medquad"])
+_register("petrochem_heldout_gen", "petrochem", "generate", ["authored"])
+_register("marine_heldout_gen", "marine", "generate", None)

@@ -14,7 +14,7 @@ import importlib
 import os
 import re
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
@@ -66,7 +66,6 @@ class Backend:
     vendor_api: str  # the vendor documentation / source this adapter follows
     markers: tuple[str, ...] = ()  # no-init evidence (probes.py grammar); cuda-alikes are detected only by these
     notes: str = ""
-    autocast_device_type: str = field(default="")  # torch.autocast device_type; defaults to device_type
 
     # ---- detection -------------------------------------------------------------------------------------------
     def probe_report(self) -> tuple[bool, str]:
@@ -164,7 +163,7 @@ class Backend:
 
         if self.device_type != "cpu":
             self.device_module()
-        return torch.autocast(device_type=self.autocast_device_type or self.device_type, dtype=dtype)
+        return torch.autocast(device_type=self.device_type, dtype=dtype)
 
     # ---- distributed and launch ------------------------------------------------------------------------------
     def init_distributed(self) -> tuple[int, int]:

@@ -64,6 +64,7 @@ class HfEngine:
         self._thread: threading.Thread | None = None
         self._ready = False
         self._error = ""
+        self.stats = {"batches": 0, "rows": 0, "max_rows": 0}  # generate() calls and rows in them
 
     # --- lifecycle -----------------------------------------------------------------------------------------------
     async def start(self, adapters: list[Adapter]) -> None:
@@ -118,7 +119,7 @@ class HfEngine:
 
     def status(self) -> dict:
         return {"kind": "hf", "base": self.base_name, "ready": self.ready(), "adapters": sorted(self.adapters),
-                "queued": self._queue.qsize(), "last_error": self._error}
+                "queued": self._queue.qsize(), "last_error": self._error, **self.stats}
 
     # --- adapters (run in the worker thread, between batches) --------------------------------------------------
     async def _control(self, fn: Callable) -> None:
@@ -260,6 +261,9 @@ class HfEngine:
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         do_sample, temperature, top_p, seed = sampling
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(rows)
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(rows))
         width = max(len(r.prompt_ids) for r in rows)
         pad = self.tokenizer.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])

@@ -1,0 +1,104 @@
+"""`domainlm data synth` against a real OpenAI-compatible teacher (the embedded model behind FastAPI + uvicorn,
+started here), plus the filters it applies, each checked on its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from domainlm.data.sources import parse_file
+from domainlm.data.sources.base import Record
+from domainlm.data.sources.evalsets import eval_set_texts
+from domainlm.verticals import get_vertical
+from domainlm.verticals.dedup import MinHashIndex
+from domainlm.verticals.synth import SynthConfig, check, clean_answer, clean_question
+
+HERE = Path(__file__).resolve().parent
+CFG = SynthConfig(endpoint="http://unused")
+
+
+def test_format_length_and_language_filters():
+    good_q, good_a = "What drives coastal upwelling?", "Alongshore wind drives Ekman transport offshore."
+    assert check(good_q, good_a, "en", CFG) is None
+    assert check("Explain how a tide gauge works", good_a, "en", CFG) is None
+    assert check("The ocean is big.", good_a, "en", CFG).startswith("format: not a question")
+    assert check(good_q, good_q + " Because.", "en", CFG) == "format: answer repeats the question"
+    assert check(good_q, "Too short.", "en", CFG) == "length: answer"
+    assert check(good_q, good_a, "zh", CFG) == "language"
+    assert check(good_q, "", "en", CFG).startswith("format: empty")
+    assert check(good_q, good_a + "\ufffd", "en", CFG) == "format: broken characters"
+    assert check("什么是上升流？", "上升流是深层冷水在风的作用下上涌到表层的现象。", "zh", CFG) is None
+    assert clean_question("1. Question: What is a rip current?\nAnswer: ...") == "What is a rip current?"
+    assert clean_answer("Answer: It flows seaward. It is narrow and", truncated=True) == "It flows seaward."
+    assert clean_answer("一句话没有说完", truncated=True) == ""
+
+
+def test_near_duplicates_and_eval_overlap_are_caught():
+    index = MinHashIndex(threshold=0.8)
+    index.add("seed", "What is Ekman transport, and in which direction does it move water relative to the wind?")
+    assert index.query("What is Ekman transport and in which direction does it move water relative to wind?")
+    assert index.query("How are tsunami warnings issued in the Pacific?") is None
+    medqa = eval_set_texts("medqa_usmle_4opt")[3][1]
+    hits = get_vertical("marine").eval_index().hits("Q: " + medqa)
+    assert "medqa_usmle_4opt" in hits
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def teacher(base_model, tmp_path):
+    port = _free_port()
+    log = open(tmp_path / "teacher.log", "w")
+    proc = subprocess.Popen([sys.executable, str(HERE / "teacher_app.py"), str(base_model.path), str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "teacher.log").read_text()
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.mark.slow
+def test_synth_through_a_real_teacher_endpoint(teacher, isolated_home, tmp_path):
+    out = tmp_path / "synth.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "domainlm.cli", "data", "synth", "marine", "--endpoint", teacher, "-n", "3",
+         "--lang", "en", "--max-question-tokens", "40", "--max-answer-tokens", "48", "--out", str(out)],
+        capture_output=True, text=True, env={**os.environ}, timeout=240)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(Path(f"{out}.report.json").read_text())
+    stages = report["stages"]
+    assert report["teacher"] == "teacher" and stages["generated"] == 3
+    rejected = sum(n for k, n in stages.items() if k.startswith("rejected: "))
+    assert rejected + stages["kept"] == 3  # every candidate is kept or rejected for a named reason
+    assert "marine_heldout" in report["eval_sets_checked"] and len(report["eval_sets_checked"]) == 16
+    # the output is a valid qa_jsonl source; every kept row passes the filters again
+    records = list(parse_file("qa_jsonl", out))
+    assert len(records) == stages["kept"] and all(isinstance(r, Record) for r in records)
+    index = get_vertical("marine").eval_index()
+    for row in map(json.loads, out.read_text().splitlines()):
+        assert check(row["question"], row["answer"], "en", CFG) is None
+        assert index.hits(row["question"] + "\n" + row["answer"]) == {}
+        assert row["teacher"] == "teacher" and len(row["seed_ids"]) == 3
