@@ -27,6 +27,7 @@ from domainlm.training import checkpoint
 from domainlm.training.artifact import write_adapter
 from domainlm.training.config import TrainConfig
 from domainlm.training.forward import CausalLMLoss, choose_kernels
+from domainlm.training.host import tune_cpu_process
 from domainlm.training.metrics import MetricsLog
 from domainlm.training.model import load_lora_model, load_tokenizer
 from domainlm.training.presets import resolve_lora
@@ -66,6 +67,8 @@ class Trainer:
         self.main = self.accelerator.is_main_process
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
+        if self.device.type == "cpu":
+            tune_cpu_process()
         self.dtype = _dtype(cfg.train.precision, self.backend)
         self.base = resolve_base(cfg.base_model, prepare_if_missing=True)
         self.tokenizer = load_tokenizer(self.base.path)

@@ -3,8 +3,9 @@
 A training row is contaminated by an eval set when they share one n-gram: 13 consecutive Latin words (GPT-3's
 rule) or 13 consecutive CJK characters (punctuation and Latin removed; ≈ 7-9 Chinese words). Measured on the
 medical data, 8 characters flagged question templates ("的治疗方法是什么") rather than shared items: 177 Huatuo rows
-against CMMLU at 8, none at 13. Texts shorter than one n-gram cannot match and are counted in the report. Eval sets: every eval-only dataset in the shared data
-(domainlm.data.sources.evalsets) plus the vertical's own held-out split (its prompts).
+against CMMLU at 8, none at 13. Texts shorter than one n-gram cannot match and are counted in the report.
+Eval sets: every eval-only dataset in the shared data (domainlm.data.sources.evalsets) plus the vertical's own
+held-out split (its prompts).
 """
 
 from __future__ import annotations
@@ -36,43 +37,52 @@ class EvalSetIndex:
     template_ngrams: int   # n-grams ignored because too many items share them
 
 
-class EvalIndex:
-    """All eval sets' n-grams; `hits(text)` says which sets (and items) a text overlaps.
+def index_set(name: str, sha: str, items: list[tuple[str, str]], word_n: int = 13, char_n: int = 13,
+              template_items: int = 10) -> EvalSetIndex:
+    """n-grams of one eval set. An n-gram found in more than `template_items` items is the set's prompt template
+    ("Given the following context and question, answer the question ...") rather than content, and is ignored."""
+    owner: dict[int, int] = {}
+    seen: Counter = Counter()
+    empty = 0
+    for index, (_, text) in enumerate(items):
+        grams = ngrams(text, word_n, char_n)
+        empty += not grams
+        seen.update(grams)
+        for gram in grams:
+            owner.setdefault(gram, index)
+    templates = [g for g, n in seen.items() if n > template_items]
+    for gram in templates:
+        del owner[gram]
+    return EvalSetIndex(name, sha, len(items), empty, owner, len(templates))
 
-    An n-gram found in more than `template_items` items of one set is that set's prompt template ("Given the
-    following context and question, answer the question ...") rather than an item's content, and is ignored.
+
+class EvalIndex:
+    """Several eval sets' n-grams; `hits(text)` says which sets (and items) a text overlaps.
+
+    `unions` are supersets of all n-grams, checked first: most training rows touch no eval set, and one set
+    lookup per n-gram settles them. The shared sets' union is built once per process and reused by every vertical.
     """
 
-    def __init__(self, sets: dict[str, tuple[str, list[tuple[str, str]]]], word_n: int = 13, char_n: int = 13,
-                 template_items: int = 10):
+    def __init__(self, sets: dict[str, EvalSetIndex], word_n: int = 13, char_n: int = 13,
+                 unions: list[set[int]] | None = None):
         self.word_n, self.char_n = word_n, char_n
-        self.sets: dict[str, EvalSetIndex] = {}
-        self.union: set[int] = set()
-        for name, (sha, items) in sets.items():
-            owner: dict[int, int] = {}
-            seen: Counter = Counter()
-            empty = 0
-            for index, (_, text) in enumerate(items):
-                grams = ngrams(text, word_n, char_n)
-                empty += not grams
-                seen.update(grams)
-                for gram in grams:
-                    owner.setdefault(gram, index)
-            templates = [g for g, n in seen.items() if n > template_items]
-            for gram in templates:
-                del owner[gram]
-            self.sets[name] = EvalSetIndex(name, sha, len(items), empty, owner, len(templates))
-            self.union.update(owner)
+        self.sets = sets
+        self.unions = unions if unions is not None else [set().union(*(s.owner for s in sets.values()))]
+
+    @classmethod
+    def build(cls, sets: dict[str, tuple[str, list[tuple[str, str]]]], word_n: int = 13, char_n: int = 13,
+              template_items: int = 10) -> EvalIndex:
+        return cls({name: index_set(name, sha, items, word_n, char_n, template_items)
+                    for name, (sha, items) in sets.items()}, word_n, char_n)
 
     def hits(self, text: str) -> dict[str, set[int]]:
         """{eval set: indexes of the items sharing an n-gram with text}; empty when the text is clean."""
         grams = ngrams(text, self.word_n, self.char_n)
-        if self.union.isdisjoint(grams):
+        if all(union.isdisjoint(grams) for union in self.unions):
             return {}
-        shared = grams & self.union
         found: dict[str, set[int]] = {}
         for name, index in self.sets.items():
-            items = {index.owner[g] for g in shared if g in index.owner}
+            items = {index.owner[g] for g in grams if g in index.owner}
             if items:
                 found[name] = items
         return found
@@ -129,3 +139,18 @@ def shared_eval_sets() -> dict[str, tuple[str, list[tuple[str, str]]]]:
     if key not in _SHARED:
         _SHARED[key] = {name: (eval_set_sha256(name), eval_set_texts(name)) for name in sorted(READERS)}
     return _SHARED[key]
+
+
+_SHARED_INDEX: dict[tuple, EvalIndex] = {}
+
+
+def vertical_index(heldout_name: str, heldout: tuple[str, list[tuple[str, str]]], word_n: int = 13,
+                   char_n: int = 13) -> EvalIndex:
+    """Every shared eval set (indexed once per process) + one vertical's held-out prompts."""
+    shared = shared_eval_sets()
+    key = (word_n, char_n, tuple((name, sha) for name, (sha, _) in shared.items()))
+    if key not in _SHARED_INDEX:
+        _SHARED_INDEX[key] = EvalIndex.build(shared, word_n, char_n)
+    base = _SHARED_INDEX[key]
+    held = index_set(heldout_name, heldout[0], heldout[1], word_n, char_n)
+    return EvalIndex({**base.sets, heldout_name: held}, word_n, char_n, unions=base.unions + [set(held.owner)])

@@ -7,6 +7,8 @@ h(x) = (a·x + b) mod (2^31 − 1); LSH with 16 bands × 4 rows makes pairs with
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 from domainlm.verticals.text import units
@@ -29,7 +31,8 @@ class MinHashIndex:
     def signature(self, text: str) -> np.ndarray:
         seq = units(text)
         n = self.shingle
-        shingles = {hash(tuple(seq[i:i + n])) & 0x7FFFFFFF for i in range(max(1, len(seq) - n + 1))}
+        # crc32, not hash(): str hashes change per process, and dedup results must not
+        shingles = {zlib.crc32(" ".join(seq[i:i + n]).encode()) & 0x7FFFFFFF for i in range(max(1, len(seq) - n + 1))}
         x = np.fromiter(shingles, dtype=np.uint64) % np.uint64(PRIME)
         # a·x < 2^31 · 2^31 = 2^62: no uint64 overflow
         return ((np.outer(x, self.a) + self.b) % np.uint64(PRIME)).min(axis=0)

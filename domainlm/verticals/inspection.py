@@ -15,6 +15,17 @@ from domainlm.hashing import atomic_write_bytes, atomic_write_json
 from domainlm.verticals.card import build_card
 
 
+def load_tokenizer(folder: Path):
+    """The fast tokenizer straight from tokenizer.json (AutoTokenizer's imports cost ~10 s more), else Auto."""
+    if (Path(folder) / "tokenizer.json").is_file():
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast.from_pretrained(folder)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
 def token_lengths(rows: list[dict], tokenizer, batch: int = 512) -> list[int]:
     texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in rows]
     lengths: list[int] = []
@@ -61,16 +72,17 @@ def histogram_png(by_lang: dict[str, list[int]], title: str) -> bytes:
 
 def inspect_vertical(vertical, out_dir: Path, model: str | None = None, max_rows: int | None = None) -> dict:
     """Write token_lengths.png and inspect.json under out_dir; return the summary."""
-    from transformers import AutoTokenizer
-
     from domainlm.models import resolve_base
 
     card = build_card(vertical, decontamination=False)
-    rows = vertical.sft_rows("train") + vertical.sft_rows("eval")
+    # every parsed row of both splits, as training would render it (before decontamination drops any)
+    rows = [{"id": r["id"], "lang": r["lang"],
+             "messages": [{"role": "system", "content": vertical.system_prompt(r["lang"])}] + r["messages"]}
+            for loaded in vertical.load() for r in loaded.rows]
     if max_rows is not None and len(rows) > max_rows:  # deterministic sample, same rows every run
         rows = sorted(rows, key=lambda r: hashlib.sha256(r["id"].encode()).digest())[:max_rows]
     base = resolve_base(model)
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
+    tokenizer = load_tokenizer(base.path)
     lengths = token_lengths(rows, tokenizer)
     by_lang: dict[str, list[int]] = {}
     for row, n in zip(rows, lengths):

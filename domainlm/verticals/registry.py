@@ -87,5 +87,6 @@ def get_vertical(name: str) -> Vertical:
 
 
 def list_verticals() -> list[str]:
+    """Names of every registered vertical, sorted (get_vertical(name) for the object)."""
     discover()
     return sorted(_VERTICALS)

@@ -28,6 +28,9 @@ class Bilingual(Strict):
     def get(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
 
+    def __call__(self, lang: str = "en") -> str:  # vertical.system_prompt("zh") reads as a call
+        return self.get(lang)
+
 
 class Patterns(Strict):
     """Regular expressions per language (case-insensitive); `any` apply to every language."""

@@ -50,7 +50,7 @@ class SynthConfig:
     temperature: float = 0.8
     max_question_tokens: int = 96
     max_answer_tokens: int = 384
-    min_question_chars: int = 8
+    min_question_chars: int = 6   # 什么是上升流？ is a full question in 7 characters
     max_question_chars: int = 400
     min_answer_chars: int = 20
     max_answer_chars: int = 4000
@@ -101,7 +101,9 @@ _IMPERATIVE = re.compile(r"^(explain|describe|calculate|compute|estimate|compare
 def clean_question(text: str) -> str:
     """First non-empty line of the teacher's reply, without list markers or a 'Question:' label."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return _LEADING.sub("", line).strip().strip('"“”')
+    while (stripped := _LEADING.sub("", line, count=1)) != line:  # "1. Question: ..." carries two markers
+        line = stripped
+    return line.strip().strip('"“”')
 
 
 def clean_answer(text: str, truncated: bool = False) -> str:

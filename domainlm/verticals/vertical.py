@@ -12,7 +12,7 @@ from domainlm.errors import DataError
 from domainlm.hashing import atomic_write_json, sha256_bytes
 from domainlm.verticals import decontam
 from domainlm.verticals.rows import LoadedSource, load_source
-from domainlm.verticals.spec import Gates, Policy, VerticalSpec
+from domainlm.verticals.spec import Bilingual, Gates, Policy, VerticalSpec
 
 SPLITS = ("train", "eval")
 _log = log.get("verticals")
@@ -52,8 +52,10 @@ class Vertical:
     def gates(self) -> Gates:
         return self.spec.gates
 
-    def system_prompt(self, lang: str = "en") -> str:
-        return self.spec.system_prompt.get(lang)
+    @property
+    def system_prompt(self) -> Bilingual:
+        """Call it with a language (`system_prompt("zh")`), or `.model_dump()` for both."""
+        return self.spec.system_prompt
 
     def __repr__(self) -> str:
         return f"Vertical({self.name!r}, folder={str(self.folder)!r})"
@@ -115,10 +117,9 @@ class Vertical:
         return sha256_bytes(json.dumps(items, ensure_ascii=False)), items
 
     def eval_index(self) -> decontam.EvalIndex:
-        sets = dict(decontam.shared_eval_sets())
-        sets[f"{self.name}_heldout"] = self.heldout_eval_set()
+        """n-grams of every shared eval set + this vertical's held-out prompts."""
         d = self.spec.decontamination
-        return decontam.EvalIndex(sets, d.word_ngram, d.char_ngram)
+        return decontam.vertical_index(f"{self.name}_heldout", self.heldout_eval_set(), d.word_ngram, d.char_ngram)
 
     def decontamination(self) -> tuple[dict, set[str]]:
         """(report, contaminated training row ids), cached on disk under $DOMAINLM_HOME/cache/decontam."""

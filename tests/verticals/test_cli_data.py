@@ -11,7 +11,7 @@ import pytest
 
 
 def domainlm(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "domainlm.cli", "data", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "domainlm.cli", "data", *args], check=False, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
 
 

@@ -12,7 +12,7 @@ from domainlm.verticals.rows import hash_split
 from domainlm.verticals.text import split_key
 from tests.fixtures.verticals import shipping_rows, write_shipping
 
-WORDS = "the quick brown fox jumps over the lazy dog near the river bank at dawn".split()
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "near", "the", "river", "bank", "at", "dawn"]
 
 
 def test_ngram_rule():
@@ -26,7 +26,7 @@ def test_ngram_rule():
 def test_shared_prompt_templates_are_ignored():
     template = "Given the following context and question answer the question you must only provide the answer"
     sets = {"rag": ("sha", [(str(i), f"{template} context number {i} about topic {i * 7}") for i in range(12)])}
-    index = EvalIndex(sets)
+    index = EvalIndex.build(sets)
     assert index.hits(template) == {}
     assert index.sets["rag"].template_ngrams > 0
 

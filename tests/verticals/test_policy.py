@@ -7,8 +7,15 @@ import pytest
 
 from domainlm.hashing import sha256_bytes
 from domainlm.verticals import get_vertical
-from domainlm.verticals.policy import (apply_policy, audit_fields, check_refusal, detect_lang, policy_suffix,
-                                       post_process, refusal_rule)
+from domainlm.verticals.policy import (
+    apply_policy,
+    audit_fields,
+    check_refusal,
+    detect_lang,
+    policy_suffix,
+    post_process,
+    refusal_rule,
+)
 
 
 def user(text: str) -> list[dict]:

@@ -33,6 +33,7 @@ def test_builtin_verticals_have_the_same_parts():
         assert v.name == name and v.folder == BUILTIN / name
         assert v.title["en"] and re.search(r"[\u4e00-\u9fff]", v.title["zh"])
         assert v.system_prompt("en") != v.system_prompt("zh") and re.search(r"[\u4e00-\u9fff]", v.system_prompt("zh"))
+        assert v.system_prompt.model_dump() == {"en": v.system_prompt("en"), "zh": v.system_prompt("zh")}
         assert v.eval_suite == suite
         assert v.general_suite == ["mmlu_general", "cmmlu_general"]
         assert v.gates.max_general_regression > 0 and v.gates.require_significance
@@ -77,12 +78,12 @@ def test_fourth_vertical_is_one_folder_and_one_yaml(tmp_path, clean_vertical_reg
 def test_fourth_vertical_from_the_plugin_path_in_a_fresh_process(tmp_path):
     write_shipping(tmp_path)
     env = {**os.environ, "DOMAINLM_VERTICALS_PATH": str(tmp_path), "DOMAINLM_HOME": str(tmp_path / "home")}
-    listed = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "list"], capture_output=True, text=True,
+    listed = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "list"], check=False, capture_output=True, text=True,
                             env=env, timeout=120)
     assert listed.returncode == 0, listed.stderr
-    assert re.search(r"^shipping\s+Shipping / 航运", listed.stdout, flags=re.M)
+    assert re.search(r"^shipping\s+Shipping / 航运", listed.stdout, flags=re.MULTILINE)
     card = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "card", "shipping", "--no-decontamination",
-                           "--out", str(tmp_path / "card")], capture_output=True, text=True, env=env, timeout=120)
+                           "--out", str(tmp_path / "card")], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert card.returncode == 0, card.stderr
     assert "| faq | CC0-1.0 | project-authored | 40 |" in (tmp_path / "card" / "data_card.md").read_text()
 

@@ -43,9 +43,14 @@ def test_format_length_and_language_filters():
 
 def test_near_duplicates_and_eval_overlap_are_caught():
     index = MinHashIndex(threshold=0.8)
-    index.add("seed", "What is Ekman transport, and in which direction does it move water relative to the wind?")
-    assert index.query("What is Ekman transport and in which direction does it move water relative to wind?")
+    seed = ("What is Ekman transport, and in which direction does it move water relative to the wind in the "
+            "Northern Hemisphere when the wind blows steadily along a straight coast for several days?")
+    index.add("seed", seed)
+    assert index.query(seed.upper().replace(",", "")) == ("seed", 1.0)  # case and punctuation do not hide a copy
+    near = index.query(seed.replace("several days", "a week"))  # 2 words changed: shingle Jaccard 28/32 ≈ 0.88
+    assert near is not None and near[0] == "seed"
     assert index.query("How are tsunami warnings issued in the Pacific?") is None
+    assert index.add_if_new("copy", seed + "?") is not None and "copy" not in index.keys
     medqa = eval_set_texts("medqa_usmle_4opt")[3][1]
     hits = get_vertical("marine").eval_index().hits("Q: " + medqa)
     assert "medqa_usmle_4opt" in hits
@@ -60,10 +65,10 @@ def _free_port() -> int:
 @pytest.fixture
 def teacher(base_model, tmp_path):
     port = _free_port()
-    log = open(tmp_path / "teacher.log", "w")
-    proc = subprocess.Popen([sys.executable, str(HERE / "teacher_app.py"), str(base_model.path), str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
+    with open(tmp_path / "teacher.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, str(HERE / "teacher_app.py"), str(base_model.path), str(port)],
+                                stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -77,22 +82,21 @@ def teacher(base_model, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow
 def test_synth_through_a_real_teacher_endpoint(teacher, isolated_home, tmp_path):
     out = tmp_path / "synth.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "domainlm.cli", "data", "synth", "marine", "--endpoint", teacher, "-n", "3",
-         "--lang", "en", "--max-question-tokens", "40", "--max-answer-tokens", "48", "--out", str(out)],
-        capture_output=True, text=True, env={**os.environ}, timeout=240)
+        [sys.executable, "-m", "domainlm.cli", "data", "synth", "marine", "--endpoint", teacher, "-n", "2",
+         "--lang", "en", "--max-question-tokens", "32", "--max-answer-tokens", "40", "--out", str(out)],
+        check=False, capture_output=True, text=True, env={**os.environ}, timeout=240)
     assert result.returncode == 0, result.stderr
     report = json.loads(Path(f"{out}.report.json").read_text())
     stages = report["stages"]
-    assert report["teacher"] == "teacher" and stages["generated"] == 3
+    assert report["teacher"] == "teacher" and stages["generated"] == 2
     rejected = sum(n for k, n in stages.items() if k.startswith("rejected: "))
-    assert rejected + stages["kept"] == 3  # every candidate is kept or rejected for a named reason
+    assert rejected + stages["kept"] == 2  # every candidate is kept or rejected for a named reason
     assert "marine_heldout" in report["eval_sets_checked"] and len(report["eval_sets_checked"]) == 16
     # the output is a valid qa_jsonl source; every kept row passes the filters again
     records = list(parse_file("qa_jsonl", out))

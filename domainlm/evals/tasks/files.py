@@ -53,10 +53,10 @@ class TaskFile(Strict):
 def _gold(value, choices: tuple[str, ...], where: str) -> int:
     if isinstance(value, bool):
         raise DataError(f"{where}: answer must be an index, a letter or an option text")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        index = int(value)
-    elif isinstance(value, str) and value in choices:
+    if isinstance(value, str) and value in choices:  # option text first: an option may itself be "2"
         index = choices.index(value)
+    elif isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        index = int(value)
     elif isinstance(value, str) and len(value.strip().strip("()")) == 1:
         index = LETTERS.find(value.strip().strip("()").upper())
     else:

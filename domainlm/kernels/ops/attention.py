@@ -1,8 +1,11 @@
 """Variable-length causal attention over packed rows: each row attends only to itself.
 
-Packed input is one [T, heads, dim] sequence with row boundaries cu_seqlens = [0, n1, n1+n2, …]. Each row runs
-through PyTorch's SDPA (flash kernel on CPU and CUDA, GQA without repeating k/v), so the cost is Σ nᵢ² rather than
-T² and no padding or T×T mask is ever built. Packed and padded batches give the same result to rounding.
+Packed input is one [T, heads, dim] sequence with row boundaries cu_seqlens = [0, n1, n1+n2, …]; the cost is
+Σ nᵢ² rather than T², and no padding or T×T mask is ever built.
+
+Each row goes through PyTorch's SDPA (the flash kernel on CPU and CUDA: fp32 online softmax, only the log-sum-exp
+kept for backward, GQA without repeating k/v). A hand-written variant (GEMMs grouped by kv head, probabilities
+recomputed in backward) measured 1.3× slower fwd+bwd on this CPU for MedQuAD-length rows, so SDPA stays.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import torch.nn.functional as F
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: list[int],
                      scale: float | None = None) -> torch.Tensor:
     """q [T, Hq, D], k/v [T, Hkv, D] → [T, Hq, D], causal within each [cu[i], cu[i+1]) row."""
+    if q.shape[1] % k.shape[1]:
+        raise ValueError(f"query heads {q.shape[1]} must be a multiple of kv heads {k.shape[1]}")
     gqa = q.shape[1] != k.shape[1]
     outputs = []
     for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:]):

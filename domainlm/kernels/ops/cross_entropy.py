@@ -2,9 +2,12 @@
 
 For N loss tokens, hidden size H and vocab V, plain `F.cross_entropy(h @ Wᵀ)` keeps N×V fp32 logits plus their
 softmax and gradient alive (SmolLM2: 4096 × 49152 × 4 B ≈ 0.8 GB per copy). Here each chunk of C tokens is
-projected, reduced to its loss, and turned straight into dL/dh (and dL/dW when W is trained) while it is hot;
-peak extra memory is ~2 × C×V×4 bytes (C=1024: 0.4 GB for a 49k vocab). Because the gradient is formed in the
-forward pass, backward is a scale: call it once per forward (the training loop does).
+projected, reduced to its loss, and turned straight into dL/dh (and dL/dW when W is trained) while it is hot.
+Because the gradient is formed in the forward pass, backward is a scale: call backward once per forward.
+
+Every pass over a chunk's [C, V] logits runs in place in two reused buffers (bf16 GEMM output, fp32 work), kept
+between calls: on CPU a fresh 100 MB tensor costs page faults (~25k of them) on every allocation, which measured
+slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=256, V=49152: 75 MB).
 """
 
 from __future__ import annotations
@@ -12,21 +15,46 @@ from __future__ import annotations
 import torch
 
 IGNORE = -100
+_WORKSPACE: dict[tuple, torch.Tensor] = {}
+
+
+def _buffer(kind: str, rows: int, cols: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    key = (kind, dtype, device)
+    buf = _WORKSPACE.get(key)
+    if buf is None or buf.numel() < rows * cols:
+        _WORKSPACE.pop(key, None)
+        buf = _WORKSPACE[key] = torch.empty(rows * cols, dtype=dtype, device=device)
+    return buf[: rows * cols].view(rows, cols)
+
+
+def release_workspace() -> None:
+    """Free the reused logits buffers (e.g. after training, before serving in the same process)."""
+    _WORKSPACE.clear()
 
 
 def _chunk_loss_and_grad(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, want_grad: bool):
-    logits = (h @ weight.t()).float()                       # [C, V] fp32
+    """(Σ CE over the chunk, dL/dlogits in h's dtype or None)."""
+    rows, vocab = h.shape[0], weight.shape[0]
+    low = _buffer("low", rows, vocab, h.dtype, h.device)
+    torch.mm(h, weight.t(), out=low)                                     # logits in the compute dtype
+    work = low.float() if h.dtype == torch.float32 else _buffer("fp32", rows, vocab, torch.float32, h.device)
+    if work.data_ptr() != low.data_ptr():
+        work.copy_(low)
+    torch._log_softmax(work, -1, False, out=work)                       # log-probs, one fused kernel
     valid = targets != IGNORE
-    safe = torch.where(valid, targets, torch.zeros_like(targets))
-    lse = torch.logsumexp(logits, dim=-1)                   # [C]
-    target_logit = logits.gather(1, safe[:, None]).squeeze(1)
-    loss = ((lse - target_logit) * valid).sum()
+    all_valid = bool(valid.all())
+    safe = (targets if all_valid else torch.where(valid, targets, torch.zeros_like(targets))).long()
+    picked = work.gather(1, safe[:, None]).squeeze(1)
+    loss = -(picked.sum() if all_valid else (picked * valid).sum())
     if not want_grad:
         return loss, None
-    probs = logits.sub_(lse[:, None]).exp_()                # softmax, in place over the logits buffer
-    probs.scatter_add_(1, safe[:, None], -valid[:, None].to(probs.dtype))
-    probs.mul_(valid[:, None])                              # ignored rows contribute no gradient
-    return loss, probs
+    work.exp_()                                                          # softmax
+    work[torch.arange(rows, device=h.device), safe] -= 1.0              # − one-hot(target)
+    if not all_valid:
+        work.mul_(valid[:, None])                                        # ignored rows carry no gradient
+    if work.data_ptr() != low.data_ptr():
+        low.copy_(work)
+    return loss, low
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -38,14 +66,12 @@ class _LinearCrossEntropy(torch.autograd.Function):
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
         for start in range(0, hidden.shape[0], chunk):
             h = hidden[start:start + chunk]
-            loss, probs = _chunk_loss_and_grad(h, weight, targets[start:start + chunk], need_h or need_w)
+            loss, dlogits = _chunk_loss_and_grad(h, weight, targets[start:start + chunk], True)
             total += loss
-            if probs is not None:
-                p = probs.to(hidden.dtype)
-                if need_h:
-                    torch.mm(p, weight, out=grad_h[start:start + chunk])
-                if need_w:
-                    grad_w += (p.t() @ h).float()
+            if need_h:
+                torch.mm(dlogits, weight, out=grad_h[start:start + chunk])
+            if need_w:
+                grad_w += (dlogits.t() @ h).float()
         ctx.save_for_backward(grad_h, grad_w)
         ctx.weight_dtype = weight.dtype
         return total
@@ -59,7 +85,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk: int = 1024) -> torch.Tensor:
+                         chunk: int = 256) -> torch.Tensor:
     """Σ over tokens of CE(hidden @ weightᵀ, targets) in fp32 (IGNORE targets skipped). hidden [N, H], weight [V, H].
 
     Returns the SUM, so callers normalise by whatever token count they choose (global across ranks and
@@ -79,6 +105,6 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
 
 
 def reference_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The plain formulation (full fp32 logits) that the fused op must match."""
+    """The plain formulation (full logits, upcast to fp32) that the fused op must match."""
     logits = (hidden @ weight.t()).float()
     return torch.nn.functional.cross_entropy(logits, targets.long(), ignore_index=IGNORE, reduction="sum")
