@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0: HF warmup starts at lr 0, domainlm at lr/warmup)")
     parser.add_argument("--skip", type=int, default=2, help="first steps left out of tokens/s (warm-up)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model", default=None, help="base model (default: the embedded smollm2-135m)")

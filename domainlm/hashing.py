@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 CHUNK = 1 << 20  # 1 MiB reads keep memory flat on multi-GB weight files
 

@@ -29,7 +29,7 @@ class Batch:
     n_tokens: int                      # real tokens (padding excluded): the unit of tokens/s
     n_targets: int                     # tokens that carry loss
 
-    def to(self, device) -> "Batch":
+    def to(self, device) -> Batch:
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
         return Batch(move(self.input_ids), move(self.position_ids), move(self.targets), move(self.attention_mask),
                      move(self.cu_seqlens), self.max_seqlen, self.n_tokens, self.n_targets)

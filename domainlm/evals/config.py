@@ -48,6 +48,7 @@ class HFConfig(Strict):
     batch_rows: int = Field(0, ge=0)         # packed rows per forward (0 → 1 on CPU, 16 on CUDA)
     max_length: int = Field(2048, ge=64)     # longest context+continuation; contexts are cut from the left
     gen_batch_size: int = Field(8, ge=1)     # prompts per generate() batch (sorted by length, left-padded)
+    threads: int = Field(0, ge=0)            # CPU threads (0 = torch default); 1 avoids OpenMP stalls on a busy CPU
 
 
 class VLLMConfig(Strict):
@@ -95,7 +96,8 @@ class EvalConfig(Strict):
     general_tasks: list[TaskRef] = Field(default_factory=list)  # the general-regression suite
     limit: int | None = Field(None, ge=1)    # items per task (deterministic sample); --limit overrides
     seed: int = 1234                         # few-shot draws, item sampling, generation seed
-    deterministic: bool = True               # seeds + deterministic torch kernels; same inputs → same report
+    deterministic: bool = True               # seeds, deterministic kernels, one forward per question: reruns and
+                                             # resumed runs give identical scores (false: pack/batch across items)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     backend: Literal["hf", "vllm", "openai"] = "hf"
     hf: HFConfig = Field(default_factory=HFConfig)

@@ -8,7 +8,7 @@ chat-templated conversation. Generation gets the prompt text (and the messages, 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from domainlm.evals.tasks.base import Item, Task, answer_text, choice_continuations, render
 
@@ -28,7 +28,8 @@ class LLRequest:
 @dataclass(frozen=True)
 class GenRequest:
     prompt: str                          # full prompt text (chat style: the rendered chat template)
-    messages: tuple | None               # chat style: the same prompt as messages (for chat endpoints)
+    messages: tuple | None = field(compare=False)  # chat style: the same prompt as messages (for chat endpoints);
+    # left out of equality and hashing: the prompt text is rendered from them
     max_new_tokens: int
     stop: tuple[str, ...]
 

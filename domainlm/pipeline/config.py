@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, model_validator
 
 from domainlm.config import Strict
 
@@ -39,4 +41,18 @@ class PipelineConfig(Strict):
     eval: EvalStage = EvalStage()
     serve: ServeStage = ServeStage()
     questions: dict[str, Question] = {}        # vertical → the real question asked through the gateway at the end
-    smoke: list[str] = []                      # overrides applied by `--smoke` (the reduced CI version)
+    smoke: dict[str, Any] = {}                 # partial config deep-merged by `--smoke` (the reduced CI version)
+
+    @model_validator(mode="after")
+    def _smoke_is_valid(self):
+        if self.smoke:  # a typo in the smoke section fails at load time, not only when CI runs --smoke
+            PipelineConfig.model_validate({**merge(self.model_dump(exclude={"smoke"}), self.smoke)})
+        return self
+
+
+def merge(base: dict, extra: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in `extra` replaces."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out

@@ -9,12 +9,9 @@ still verify (domainlm.pipeline.stages), and an interrupted training resumes fro
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from pathlib import Path
-
-import yaml
 
 from domainlm import log
 from domainlm.artifact import artifact_id, verify_artifact
@@ -22,7 +19,7 @@ from domainlm.config import load_config
 from domainlm.config.loader import validate
 from domainlm.errors import ConfigError, DomainlmError
 from domainlm.hashing import sha256_file
-from domainlm.pipeline.config import PipelineConfig
+from domainlm.pipeline.config import PipelineConfig, merge
 from domainlm.pipeline.stages import StageRunner
 from domainlm.progress import bar
 
@@ -31,21 +28,12 @@ logger = log.get("pipeline")
 STAGES = ("prepare", "train", "register", "eval", "promote", "serve", "report")
 
 
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
 def load_pipeline(path: str | Path, overrides: list[str] | None = None, smoke: bool = False) -> PipelineConfig:
     """The pipeline config; `smoke` deep-merges its `smoke:` section (the reduced CI run) before validation."""
     cfg = load_config(path, PipelineConfig, overrides)
     if not smoke:
         return cfg
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    merged = _deep_merge(cfg.model_dump(), raw.get("smoke") or {})
-    merged["smoke"] = {}
+    merged = merge(cfg.model_dump(exclude={"smoke"}), cfg.smoke)
     return validate(PipelineConfig, merged, f"{path} (smoke section)")
 
 
@@ -238,7 +226,7 @@ class Quickstart:
 def _check_verticals(cfg: PipelineConfig) -> None:
     from domainlm.verticals import list_verticals
 
-    known = {v.name for v in list_verticals()}
+    known = set(list_verticals())
     unknown = [v for v in cfg.verticals if v not in known]
     if unknown:
         raise ConfigError(f"pipeline verticals: unknown {unknown}; registered verticals are {sorted(known)}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from domainlm import log
 from domainlm.hashing import atomic_write_json, sha256_bytes

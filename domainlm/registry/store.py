@@ -194,9 +194,8 @@ class Registry:
         """What promote() would decide, without changing anything."""
         entry = self.get(vertical, version)
         if entry.report_path is None:
-            return gates_mod.GateResult(False, [f"{entry.ref} has no eval report attached "
-                                                f"(domainlm registry attach-report {entry.vertical} {entry.version} "
-                                                "REPORT.json)"])
+            hint = f"domainlm registry attach-report {entry.vertical} {entry.version} REPORT.json"
+            return gates_mod.GateResult(False, [f"{entry.ref} has no eval report attached ({hint})"])
         report = gates_mod.read_report(entry.report_path)
         if gates_mod.report_artifact_id(report) != entry.artifact_id:
             return gates_mod.GateResult(False, ["the attached report is for a different artifact"])
@@ -291,4 +290,4 @@ def read_stored_manifest(entry: Entry) -> dict:
     return read_manifest(entry.path)
 
 
-__all__ = ["Entry", "MANIFEST", "NotFound", "Registry", "RegistryError", "STAGES"]
+__all__ = ["MANIFEST", "STAGES", "Entry", "NotFound", "Registry", "RegistryError"]

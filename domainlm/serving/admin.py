@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
@@ -12,14 +13,17 @@ from domainlm.serving import lifecycle
 from domainlm.serving.auth import ApiKey, KeyStoreError
 from domainlm.serving.errors import APIError
 from domainlm.serving.protocol import ErrorResponse, KeyCreateRequest, LoadRequest, PromoteRequest, RollbackRequest
-from domainlm.serving.routes import api_key, service_of
+from domainlm.serving.routes import KeyDep, service_of
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 502, 503)}
 
 
-def admin_key(request: Request, key: ApiKey = Depends(api_key)) -> ApiKey:
+def admin_key(request: Request, key: KeyDep) -> ApiKey:
     service_of(request).require_admin(key)
     return key
+
+
+AdminDep = Annotated[ApiKey, Depends(admin_key)]
 
 
 def actor(key: ApiKey) -> str:
@@ -38,7 +42,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], responses=ERRORS)
 
 
 @router.get("/status")
-async def status(request: Request, key: ApiKey = Depends(admin_key)):
+async def status(request: Request, key: AdminDep):
     service = service_of(request)
     ok, detail = service.ready()
     return {"ready": ok, **detail, "engines": {n: e.status() for n, e in service.engines.items()},
@@ -47,7 +51,7 @@ async def status(request: Request, key: ApiKey = Depends(admin_key)):
 
 
 @router.post("/load")
-async def load(body: LoadRequest, request: Request, key: ApiKey = Depends(admin_key)):
+async def load(body: LoadRequest, request: Request, key: AdminDep):
     service = service_of(request)
     try:
         vertical, version = parse_ref(body.model)
@@ -61,7 +65,7 @@ async def load(body: LoadRequest, request: Request, key: ApiKey = Depends(admin_
 
 
 @router.post("/unload")
-async def unload(body: LoadRequest, request: Request, key: ApiKey = Depends(admin_key)):
+async def unload(body: LoadRequest, request: Request, key: AdminDep):
     service = service_of(request)
     try:
         vertical, _ = parse_ref(body.model)
@@ -73,7 +77,7 @@ async def unload(body: LoadRequest, request: Request, key: ApiKey = Depends(admi
 
 
 @router.post("/promote")
-async def promote(body: PromoteRequest, request: Request, key: ApiKey = Depends(admin_key)):
+async def promote(body: PromoteRequest, request: Request, key: AdminDep):
     """Gates are checked before anything is loaded; the new version is loaded and checked on every replica, then
     the registry moves it to production and the vertical's alias switches to it."""
     service = service_of(request)
@@ -102,7 +106,7 @@ async def promote(body: PromoteRequest, request: Request, key: ApiKey = Depends(
 
 
 @router.post("/rollback")
-async def rollback(body: RollbackRequest, request: Request, key: ApiKey = Depends(admin_key)):
+async def rollback(body: RollbackRequest, request: Request, key: AdminDep):
     service = service_of(request)
     async with service.lock(body.vertical):
         lifecycle.engine_for_vertical(service, body.vertical)
@@ -121,7 +125,7 @@ async def rollback(body: RollbackRequest, request: Request, key: ApiKey = Depend
 
 
 @router.post("/sync")
-async def sync(request: Request, key: ApiKey = Depends(admin_key)):
+async def sync(request: Request, key: AdminDep):
     """Follow the registry: serve each vertical's current production version (after a CLI promote/rollback)."""
     service = service_of(request)
     changed = {}
@@ -139,18 +143,18 @@ async def sync(request: Request, key: ApiKey = Depends(admin_key)):
 
 
 @router.get("/registry")
-async def registry_list(request: Request, key: ApiKey = Depends(admin_key)):
+async def registry_list(request: Request, key: AdminDep):
     entries = await asyncio.to_thread(service_of(request).registry.list)
     return {"entries": [e.to_dict() for e in entries]}
 
 
 @router.get("/keys")
-async def keys_list(request: Request, key: ApiKey = Depends(admin_key)):
+async def keys_list(request: Request, key: AdminDep):
     return {"keys": [k.to_dict() for k in service_of(request).keys.list()]}
 
 
 @router.post("/keys")
-async def keys_create(body: KeyCreateRequest, request: Request, key: ApiKey = Depends(admin_key)):
+async def keys_create(body: KeyCreateRequest, request: Request, key: AdminDep):
     try:
         plaintext, record = service_of(request).keys.create(body.name, body.scopes, body.rpm, body.tpm)
     except KeyStoreError as exc:
@@ -159,7 +163,7 @@ async def keys_create(body: KeyCreateRequest, request: Request, key: ApiKey = De
 
 
 @router.delete("/keys/{key_id}")
-async def keys_revoke(key_id: str, request: Request, key: ApiKey = Depends(admin_key)):
+async def keys_revoke(key_id: str, request: Request, key: AdminDep):
     try:
         record = service_of(request).keys.revoke(key_id)
     except KeyStoreError as exc:
@@ -168,8 +172,7 @@ async def keys_revoke(key_id: str, request: Request, key: ApiKey = Depends(admin
 
 
 @router.get("/audit")
-async def audit(request: Request, limit: int = 100, vertical: str | None = None,
-                key: ApiKey = Depends(admin_key)):
+async def audit(request: Request, key: AdminDep, limit: int = 100, vertical: str | None = None):
     where = {"vertical": vertical} if vertical else {}
     rows = await asyncio.to_thread(service_of(request).audit.rows, max(1, min(limit, 1000)), **where)
     return {"requests": rows}

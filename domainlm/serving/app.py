@@ -131,6 +131,7 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
             yield
         finally:
             await service.stop()
+            logger.info("gateway stopped")
 
     app = FastAPI(title="domainlm gateway", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible gateway for vertical LoRA adapters (domainlm).")

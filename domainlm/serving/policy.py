@@ -22,7 +22,7 @@ class RequestPolicy:
     refusal_rule: str | None = None
 
     @classmethod
-    def for_chat(cls, vertical: str | None, messages: list[dict]) -> tuple["RequestPolicy", list[dict], str | None]:
+    def for_chat(cls, vertical: str | None, messages: list[dict]) -> tuple[RequestPolicy, list[dict], str | None]:
         """(policy, messages to send, refusal text or None)."""
         if vertical is None:
             return cls(None), messages, None
@@ -37,7 +37,7 @@ class RequestPolicy:
         return p, messages, None
 
     @classmethod
-    def for_completion(cls, vertical: str | None, prompts: list[str]) -> tuple["RequestPolicy", str | None]:
+    def for_completion(cls, vertical: str | None, prompts: list[str]) -> tuple[RequestPolicy, str | None]:
         if vertical is None:
             return cls(None), None
         text = "\n".join(prompts)

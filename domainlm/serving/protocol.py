@@ -6,11 +6,11 @@ gateway's configured limits (max_tokens, n, stop) are checked by the serving cla
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-Stop = Union[str, list[str], None]
+Stop = str | list[str] | None
 
 
 class _Request(BaseModel):
@@ -24,7 +24,7 @@ class TextPart(_Request):
 
 class ChatMessage(_Request):
     role: Literal["system", "developer", "user", "assistant"]
-    content: Union[str, list[TextPart], None] = None
+    content: str | list[TextPart] | None = None
     name: str | None = None
 
     def text(self) -> str:
@@ -70,7 +70,7 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: Union[str, list[str]]
+    prompt: str | list[str]
     echo: bool = False
     logprobs: int | None = Field(None, ge=0, le=20)
 

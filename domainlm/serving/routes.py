@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
@@ -46,23 +47,24 @@ async def run(request: Request, call: Call, work) -> Response:
         return response
 
 
+KeyDep = Annotated[ApiKey, Depends(api_key)]
 router = APIRouter()
 
 
 @router.post("/v1/chat/completions", responses=ERRORS, tags=["openai"])
-async def chat_completions(body: ChatCompletionRequest, request: Request, key: ApiKey = Depends(api_key)):
+async def chat_completions(body: ChatCompletionRequest, request: Request, key: KeyDep):
     call = Call("chat", request_id(request), key=key)
     return await run(request, call, service_of(request).chat(body, call))
 
 
 @router.post("/v1/completions", responses=ERRORS, tags=["openai"])
-async def completions(body: CompletionRequest, request: Request, key: ApiKey = Depends(api_key)):
+async def completions(body: CompletionRequest, request: Request, key: KeyDep):
     call = Call("completions", request_id(request), key=key)
     return await run(request, call, service_of(request).completions(body, call))
 
 
 @router.get("/v1/models", response_model=ModelList, responses=ERRORS, tags=["openai"])
-async def models(request: Request, key: ApiKey = Depends(api_key)):
+async def models(request: Request, key: KeyDep):
     cards = [c for c in service_of(request).table.cards() if key.can_use(c.get("vertical"))]
     return {"object": "list", "data": cards}
 

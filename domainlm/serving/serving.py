@@ -12,8 +12,8 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
 from starlette.responses import Response, StreamingResponse
 
@@ -179,8 +179,9 @@ class GatewayService:
         headers = {"x-request-id": call.request_id}
         if call.route:
             headers["x-domainlm-adapter"] = call.route.public
-        if call.policy and call.policy.applied:
-            headers["x-domainlm-policy-notes"] = ",".join(call.policy.applied)
+        if call.policy and (call.policy.applied or call.policy.prompt_notes):
+            # streams send headers first: there they list the notes the prompt triggered; the final chunk has all
+            headers["x-domainlm-policy-notes"] = ",".join(call.policy.applied or call.policy.prompt_notes)
         return headers
 
     # --- endpoints ---------------------------------------------------------------------------------------------
@@ -399,6 +400,8 @@ class GatewayService:
             m.tokens.labels(vertical=vertical, kind="completion").inc(call.completion_tokens)
         if call.reservation is not None and call.prompt_tokens is not None:
             RateLimiter.settle(call.reservation, (call.prompt_tokens or 0) + (call.completion_tokens or 0))
+        elif call.reservation is not None and call.status >= 400:
+            RateLimiter.settle(call.reservation, 0)  # refused before the engine did any work
         policy = call.policy or RequestPolicy(call.route.vertical if call.route else None)
         texts = policy.audit(call.prompt_text, call.answer) if call.prompt_text else {}
         self.audit.record(request_id=call.request_id, key_id=call.key.id if call.key else None, endpoint=endpoint,

@@ -58,6 +58,15 @@ def set_rng_state(state: dict, device: torch.device) -> None:
         getattr(torch, device.type).set_rng_state(state["device"])
 
 
+def remove_partial(run_dir: Path) -> int:
+    """Delete temp folders a killed save left behind (they never became checkpoints); returns how many."""
+    folder = checkpoints_dir(run_dir)
+    stale = [p for p in folder.glob(".step-*") if p.is_dir()] if folder.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(stale)
+
+
 def save(run_dir: Path, step: int, *, adapter: dict, optimizer: dict, scheduler: dict, rng: list[dict],
          state: dict, keep_last: int) -> Path:
     from safetensors.torch import save_file

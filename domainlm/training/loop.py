@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import time
 from contextlib import nullcontext
@@ -53,7 +54,7 @@ class Trainer:
         self.history: dict = {"losses": [], "eval": [], "tokens": 0, "train_seconds": 0.0}
 
     # ---- setup ---------------------------------------------------------------------------------------------------
-    def setup(self) -> "Trainer":
+    def setup(self) -> Trainer:
         from accelerate import Accelerator
 
         from domainlm.kernels.backends import select_backend
@@ -65,6 +66,8 @@ class Trainer:
         self.device = self.accelerator.device
         self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
         self.main = self.accelerator.is_main_process
+        if not self.main:   # one voice per run: other ranks report only warnings and errors
+            logging.getLogger("domainlm").setLevel(logging.WARNING)
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         if self.device.type == "cpu":
@@ -112,6 +115,8 @@ class Trainer:
     def _resume(self) -> None:
         from peft import set_peft_model_state_dict
 
+        if self.main:
+            checkpoint.remove_partial(self.run_dir)
         folder = checkpoint.latest(self.run_dir)
         if folder is None:
             return

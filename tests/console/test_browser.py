@@ -42,7 +42,9 @@ def page(browser):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    # a refused call (403/409) is logged by Chromium as "Failed to load resource": expected, and shown on the page
+    page.on("console", lambda msg: errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource") else None)
     page.set_default_timeout(30_000)
     yield page
     context.close()

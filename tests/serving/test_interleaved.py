@@ -54,7 +54,7 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("offline_vllm.py")),
                              str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
-                            capture_output=True, text=True, timeout=600, env=env)
+                            capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     offline = json.loads((tmp_path / "out.json").read_text())
     offline, base_answers = offline[:len(requests)], offline[len(requests):]

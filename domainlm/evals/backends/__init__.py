@@ -19,7 +19,7 @@ def make_backend(cfg, base, subjects, tokenizer):
     module, _, name = BACKENDS[cfg.backend].partition(":")
     cls = getattr(importlib.import_module(module), name)
     if cfg.backend == "hf":
-        return cls(base, subjects, cfg.hf, tokenizer)
+        return cls(base, subjects, cfg.hf, tokenizer, deterministic=cfg.deterministic)
     return cls(base, subjects, getattr(cfg, cfg.backend), tokenizer, seed=cfg.seed)
 
 

@@ -30,13 +30,16 @@ def pick_device(setting: str) -> str:
 class HFBackend:
     name = "hf"
 
-    def __init__(self, base, subjects: list[Subject], cfg, tokenizer):
+    def __init__(self, base, subjects: list[Subject], cfg, tokenizer, deterministic: bool = False):
         import torch
         from transformers import AutoModelForCausalLM
 
         self.cfg = cfg
         self.base = base
         self.tokenizer = tokenizer
+        self._threads = torch.get_num_threads()
+        if cfg.threads:  # process-wide in torch: restored by close()
+            torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
         self.dtype = getattr(torch, cfg.dtype)
         model = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
@@ -54,6 +57,13 @@ class HFBackend:
                 self.adapter_names[subject.label] = name
         self.model = model.eval()
         self.batch_rows = cfg.batch_rows or (16 if self.device.startswith("cuda") else 1)
+        # Deterministic mode gives every question its own forward pass: its scores then never depend on which
+        # other items share a row or batch (bf16 sums differ in the last bits with the shapes they run in), so a
+        # resumed or re-chunked run reproduces an uninterrupted one exactly. Packing across questions saves little
+        # on a CPU (rows are not padded there) and is the fast path for GPUs (deterministic: false).
+        self.isolated = deterministic
+        if deterministic:
+            self.batch_rows = 1
         self.tokens_scored = 0
 
     def identity(self, subject: Subject) -> dict:
@@ -78,8 +88,9 @@ class HFBackend:
         import torch
 
         results: list[dict | None] = [None] * len(pairs)
-        width = max(self.cfg.pack_tokens, max((len(p.context) + len(p.continuation) for p in pairs), default=0))
-        rows = pack_rows(build_segments(pairs, width), width)
+        # a segment longer than pack_tokens (one long context + option) simply gets a row of its own
+        segments = build_segments(pairs, self.cfg.pack_tokens)
+        rows = [[segment] for segment in segments] if self.isolated else pack_rows(segments, self.cfg.pack_tokens)
         with self._active(subject), torch.inference_mode():
             for start in range(0, len(rows), self.batch_rows):
                 self._score_batch([layout_row(r) for r in rows[start:start + self.batch_rows]], results)
@@ -142,12 +153,13 @@ class HFBackend:
         order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, requests[i].stop,
                                                             len(prompts[i])))
         outputs: list[str] = [""] * len(requests)
+        batch_size = 1 if self.isolated else self.cfg.gen_batch_size  # padding changes bf16 numerics: see __init__
         with self._active(subject), torch.inference_mode():
             batch: list[int] = []
             for i in order + [None]:
                 same = batch and i is not None and (requests[i].max_new_tokens, requests[i].stop) == (
                     requests[batch[0]].max_new_tokens, requests[batch[0]].stop)
-                if batch and (i is None or not same or len(batch) == self.cfg.gen_batch_size):
+                if batch and (i is None or not same or len(batch) == batch_size):
                     self._generate_batch([prompts[j] for j in batch], requests[batch[0]], pad, outputs, batch)
                     batch = []
                 if i is not None:
@@ -173,4 +185,7 @@ class HFBackend:
             self.tokens_scored += width + request.max_new_tokens
 
     def close(self) -> None:
+        import torch
+
         self.model = None
+        torch.set_num_threads(self._threads)

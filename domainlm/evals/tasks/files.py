@@ -109,8 +109,9 @@ def load_task_file(path: str | Path) -> Task:
                 max_new_tokens=spec.max_new_tokens, stop=tuple(spec.stop), labels=tuple(spec.labels),
                 tolerance=spec.tolerance, language=spec.language, sources=(str(data),),
                 description=spec.description or f"user task from {path.name}")
-    try:
-        task.template.format(**{k: "" for k in items[0].fields}, options="")
-    except (KeyError, IndexError) as exc:
-        raise DataError(f"{path}: template refers to {exc} which is not a column of {data.name}") from None
+    if not spec.fields.messages:  # chat-native rows are sent as their messages; the template is not used
+        try:
+            task.template.format(**{k: "" for k in items[0].fields}, options="")
+        except (KeyError, IndexError) as exc:
+            raise DataError(f"{path}: template refers to {exc} which is not a column of {data.name}") from None
     return task

@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from domainlm.errors import DomainlmError
-from domainlm.registry import Registry, RegistryError
+from domainlm.registry import NotFound, Registry, RegistryError
 from domainlm.registry import gates as gates_mod
 
 
@@ -59,7 +59,7 @@ def gate_verdicts(report: dict, gates) -> list[dict]:
 def report_view(registry: Registry, vertical: str, version: int) -> dict:
     entry = registry.get(vertical, version)
     if entry.report_path is None:
-        raise RegistryError(f"{entry.ref} has no eval report attached")
+        raise NotFound(f"{entry.ref} has no eval report attached")
     report = gates_mod.read_report(entry.report_path)
     if gates_mod.report_artifact_id(report) != entry.artifact_id:
         raise RegistryError(f"the report attached to {entry.ref} is for a different artifact")

@@ -13,8 +13,8 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Callable
 
 from domainlm import log
 from domainlm.serving.engines.base import Adapter, EngineUnavailable, UpstreamError
@@ -30,7 +30,7 @@ class Row:
     stop: list[str]
     adapter: str
     index: int                       # choice index within its job
-    job: "Job"
+    job: Job
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     sent: int = 0                    # characters already streamed

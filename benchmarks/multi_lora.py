@@ -1,0 +1,151 @@
+"""Multi-LoRA throughput on vLLM: three vertical adapters in one mixed batch vs the base model alone.
+
+    python benchmarks/multi_lora.py [--prompts 48] [--max-tokens 64] [--variants base,lora-vllm-ops,lora-dense,...]
+
+Each variant runs in a fresh process with the offline engine (vllm.LLM, eager, greedy, ignore_eos so every
+variant generates exactly prompts × max_tokens tokens) and prints output tokens/s and the ratio to `base`:
+
+  base             the base model, no LoRA
+  lora-vllm-ops    3 adapters (r16, all linear projections) mixed in every batch, vLLM's own CPU LoRA ops
+  lora-dense       the same, with domainlm's dense CPU LoRA ops (serving/engines/cpu_lora_ops.py; the gateway's
+                   managed vLLM servers use them)
+  lora-dense-r8    the same with rank-8 adapters
+  lora-dense-1     one adapter for every request (vs the mixed batch)
+  merged           per-vertical engines with the adapter merged into the weights: each runs its vertical's third
+                   of the prompts, one after another (one 2-core CPU); same work as base on smaller batches
+
+Adapters are untrained with the training preset's shapes unless --adapters gives three artifact folders
+(throughput depends on shapes, not on learned values). One run per variant; numbers are noisy on a shared CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+if os.environ.get("DOMAINLM_BENCH_WORKER") == "1" and os.environ.get("DOMAINLM_VLLM_LORA_OPS") != "vllm":
+    # module level on purpose: vLLM's spawned engine process re-imports this script, and must get the ops too
+    from domainlm.serving.engines.cpu_lora_ops import install
+
+    install()
+
+VERTICALS = ("petrochem", "medical", "marine")
+PROMPT = "Question {i}: explain one important idea from your field of expertise, step by step."
+
+
+def worker(spec: dict) -> dict:
+    """Runs inside a fresh process: build the engine, warm it up, time one generate() over all prompts."""
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    adapters = spec["adapters"]
+    kwargs = {"enable_lora": True, "max_loras": max(3, len(adapters)), "max_lora_rank": spec["rank"]} \
+        if adapters else {}
+    llm = LLM(model=spec["model"], enforce_eager=True, max_model_len=1024, dtype="bfloat16", seed=0,
+              max_num_seqs=spec["prompts"], **kwargs)
+    params = SamplingParams(temperature=0.0, max_tokens=spec["max_tokens"], ignore_eos=True)
+    prompts = [PROMPT.format(i=i) for i in range(spec["prompts"])]
+    loras = [LoRARequest(f"a{i}", i + 1, path) for i, path in enumerate(adapters)]
+    requests = [loras[i % len(loras)] for i in range(len(prompts))] if loras else None
+    llm.generate(prompts[: max(4, len(loras))], SamplingParams(max_tokens=4),
+                 lora_request=requests[: max(4, len(loras))] if requests else None, use_tqdm=False)
+    started = time.perf_counter()
+    outputs = llm.generate(prompts, params, lora_request=requests, use_tqdm=False)
+    seconds = time.perf_counter() - started
+    tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
+    return {"tokens": tokens, "seconds": seconds}
+
+
+def run_variant(spec: dict, env: dict, work: Path) -> dict:
+    path = work / f"spec-{time.time_ns()}.json"
+    path.write_text(json.dumps(spec))
+    result = subprocess.run([sys.executable, __file__, "--worker", str(path)], capture_output=True, text=True,
+                            env={**os.environ, **env, "DOMAINLM_BENCH_WORKER": "1"}, timeout=1800, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"variant failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=48)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--variants", default="base,lora-vllm-ops,lora-dense,lora-dense-r8,lora-dense-1,merged")
+    parser.add_argument("--adapters", default=None, help="three artifact folders, comma-separated (default: "
+                                                         "untrained r16 adapters with the training preset)")
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(json.loads(Path(args.worker).read_text()))), flush=True)
+        return
+
+    from benchmarks.serving_common import untrained_adapter
+    from domainlm.kernels.backends import select_backend
+    from domainlm.models import resolve_base
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="multi-lora-"))
+    base = resolve_base()
+    if args.adapters:
+        r16 = args.adapters.split(",")
+    else:
+        r16 = [str(untrained_adapter(work / f"{v}-r16", base, v, seed=i)) for i, v in enumerate(VERTICALS)]
+    env = {**select_backend().serving_env(), "VLLM_CPU_KVCACHE_SPACE": "2"}
+    common = {"model": str(base.path), "prompts": args.prompts, "max_tokens": args.max_tokens, "rank": 16}
+    results: dict[str, dict] = {}
+    for variant in args.variants.split(","):
+        started = time.perf_counter()
+        if variant == "base":
+            results[variant] = run_variant({**common, "adapters": []}, env, work)
+        elif variant == "lora-vllm-ops":
+            results[variant] = run_variant({**common, "adapters": r16}, {**env, "DOMAINLM_VLLM_LORA_OPS": "vllm"},
+                                           work)
+        elif variant == "lora-dense":
+            results[variant] = run_variant({**common, "adapters": r16}, env, work)
+        elif variant == "lora-dense-r8":
+            r8 = [str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
+            results[variant] = run_variant({**common, "adapters": r8, "rank": 8}, env, work)
+        elif variant == "lora-dense-1":
+            results[variant] = run_variant({**common, "adapters": r16[:1]}, env, work)
+        elif variant == "merged":
+            results[variant] = merged(common, r16, env, work)
+        else:
+            raise SystemExit(f"unknown variant {variant}")
+        r = results[variant]
+        print(f"{variant:15s} {r['tokens'] / r['seconds']:8.1f} tok/s  ({r['tokens']} tokens in {r['seconds']:.1f} s;"
+              f" variant took {time.perf_counter() - started:.0f} s)", flush=True)
+    if "base" in results:
+        base_rate = results["base"]["tokens"] / results["base"]["seconds"]
+        print(f"\nprompts={args.prompts} max_tokens={args.max_tokens}, ratio to base-only throughput:")
+        for variant, r in results.items():
+            print(f"  {variant:15s} {r['tokens'] / r['seconds'] / base_rate:6.2f}x")
+
+
+def merged(common: dict, adapters: list[str], env: dict, work: Path) -> dict:
+    """Per-vertical merged engines, each on its third of the prompts, run one after another."""
+    from domainlm.artifact import artifact_id, read_manifest
+    from domainlm.serving.engines.base import Adapter
+    from domainlm.serving.engines.merge import merged_weights
+
+    total = {"tokens": 0, "seconds": 0.0}
+    share = common["prompts"] // len(adapters)
+    for i, path in enumerate(adapters):
+        adapter = Adapter(f"v{i}@1", Path(path), f"v{i}", 1, artifact_id(read_manifest(path)))
+        folder = merged_weights(common["model"], adapter, work / "merged")
+        r = run_variant({**common, "model": str(folder), "prompts": share, "adapters": []}, env, work)
+        total["tokens"] += r["tokens"]
+        total["seconds"] += r["seconds"]
+    return total
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Small pure parts of the gateway: SSE framing, rate-limit arithmetic, prompt-length bound, config checks."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from domainlm.errors import ConfigError
+from domainlm.serving.config import ServeConfig
+from domainlm.serving.engines.sse import data_payloads
+from domainlm.serving.engines.vllm_process import ProcessSpec, engine_args_to_flags
+from domainlm.serving.ratelimit import RateLimited, RateLimiter
+
+
+async def _collect(chunks):
+    async def source():
+        for c in chunks:
+            yield c
+    return [p async for p in data_payloads(source())]
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n"), min_size=1), min_size=1, max_size=6),
+       st.integers(1, 7))
+@settings(max_examples=60, deadline=None)
+def test_sse_payloads_survive_any_chunking(payloads, cut):
+    stream = b"".join(b"data: " + p.encode() + b"\n\n" for p in payloads) + b"data: [DONE]\n\ndata: after\n\n"
+    chunks = [stream[i:i + cut] for i in range(0, len(stream), cut)]
+    assert asyncio.run(_collect(chunks)) == [p.encode().lstrip(b" ") for p in payloads]
+
+
+def test_rate_limiter_windows_and_retry_after():
+    now = [1000.0]
+    limiter = RateLimiter(clock=lambda: now[0])
+    for _ in range(3):
+        limiter.admit("k", rpm=3, tpm=10_000, estimated_tokens=10)
+    with pytest.raises(RateLimited) as info:
+        limiter.admit("k", rpm=3, tpm=10_000, estimated_tokens=10)
+    assert info.value.retry_after == pytest.approx(60.0)
+    now[0] += 30
+    with pytest.raises(RateLimited) as info:
+        limiter.admit("k", rpm=3, tpm=10_000, estimated_tokens=10)
+    assert info.value.retry_after == pytest.approx(30.0)
+    now[0] += 30.01
+    reservation = limiter.admit("k", rpm=3, tpm=100, estimated_tokens=90)
+    with pytest.raises(RateLimited, match="tokens per minute"):
+        limiter.admit("k", rpm=3, tpm=100, estimated_tokens=20)
+    RateLimiter.settle(reservation, 5)  # the real usage was small: the budget frees up
+    limiter.admit("k", rpm=3, tpm=100, estimated_tokens=20)
+    limiter.admit("other", rpm=1, tpm=100, estimated_tokens=1)  # keys are independent
+
+
+@given(st.text(max_size=300))
+@settings(max_examples=40, deadline=None)
+def test_prompt_byte_bound_is_never_below_the_real_token_count(text):
+    from domainlm.models import resolve_base
+    from domainlm.serving.context import PromptCounter
+
+    counter = _counter(resolve_base().path)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}]
+    assert asyncio.run(counter.exact_chat(messages)) <= PromptCounter.upper_bound_chat(messages)
+
+
+_COUNTERS = {}
+
+
+def _counter(path):
+    from domainlm.serving.context import PromptCounter
+
+    return _COUNTERS.setdefault(str(path), PromptCounter(path))
+
+
+def test_vllm_command_line():
+    spec = ProcessSpec(model_path="/m", served_names=["base"], port=9, lora_modules={"medical@2": "/r/medical/2"},
+                       backend_args={"enable_lora": True, "dtype": "bfloat16", "enforce_eager": True})
+    cmd = spec.command()
+    assert cmd[1:3] == ["-m", "domainlm.serving.engines.vllm_entry"]
+    assert cmd[cmd.index("--lora-modules") + 1] == "medical@2=/r/medical/2"
+    assert cmd.count("--enforce-eager") == 1 and cmd[cmd.index("--dtype") + 1] == "bfloat16"
+    assert engine_args_to_flags({"a_b": False, "c": None, "d": 2}) == ["--no-a-b", "--d", "2"]
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"bases": [{"verticals": ["medical"]}, {"model": "x", "verticals": ["medical"]}]}, "served on two bases"),
+    ({"bases": [{"verticals": ["../x"]}]}, "invalid vertical name"),
+    ({"bases": [{"pinned": ["medical"]}]}, "needs @N"),
+    ({"limits": {"max_tokens": 8, "default_max_tokens": 16}}, "default_max_tokens"),
+    ({"gateway": {"port": 70000}}, "gateway.port"),
+])
+def test_config_mistakes_are_named(data, message):
+    from domainlm.config.loader import validate
+
+    with pytest.raises(ConfigError, match=message):
+        validate(ServeConfig, data, "test.yaml")

@@ -1,0 +1,104 @@
+"""Fused ops (domainlm/kernels/ops) against their plain reference formulations: values and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from domainlm.kernels.ops.activation import reference_swiglu, swiglu
+from domainlm.kernels.ops.attention import reference_attention, varlen_attention
+from domainlm.kernels.ops.cross_entropy import IGNORE, linear_cross_entropy, reference_cross_entropy
+from domainlm.kernels.ops.lora import fused_lora_linear, reference_lora_linear
+from domainlm.kernels.ops.norm import reference_rms_norm, rms_norm
+
+
+def rel(a, b):
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+def grads(fn, *tensors):
+    leaves = [t.detach().clone().requires_grad_(True) for t in tensors]
+    out = fn(*leaves)
+    out.float().backward(torch.ones_like(out) if out.dim() else None)
+    return out.detach(), [t.grad for t in leaves]
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_chunked_cross_entropy_matches_full_logits(dtype, tol):
+    torch.manual_seed(0)
+    hidden = torch.randn(37, 64, dtype=dtype)
+    weight = torch.randn(1000, 64, dtype=dtype) * 0.2
+    targets = torch.randint(0, 1000, (37,))
+    targets[[3, 17, 36]] = IGNORE
+    ours, (gh, gw) = grads(lambda h, w: linear_cross_entropy(h, w, targets, chunk=8), hidden, weight)
+    ref, (rh, rw) = grads(lambda h, w: reference_cross_entropy(h, w, targets), hidden, weight)
+    assert abs(ours.item() - ref.item()) / ref.item() < tol
+    assert rel(gh, rh) < tol * 2 and rel(gw, rw) < tol * 2
+    assert gh[3].abs().max() == 0     # an ignored token gets no gradient
+    with torch.no_grad():
+        assert abs(linear_cross_entropy(hidden, weight, targets, chunk=5).item() - ref.item()) / ref.item() < tol
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_fused_lora_group_matches_per_projection_reference(dtype, tol):
+    """q/k/v-like group: three projections, one without LoRA, with bias; LoRA params fp32 as in training."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 11, 32, dtype=dtype)
+    weights = [torch.randn(out, 32, dtype=dtype) * 0.1 for out in (24, 8, 8)]
+    biases = [torch.randn(w.shape[0], dtype=dtype) for w in weights]
+    a = [torch.randn(4, 32) * 0.1, torch.zeros(0, 32), torch.randn(4, 32) * 0.1]
+    b = [torch.randn(24, 4) * 0.1, torch.zeros(8, 0), torch.randn(8, 4) * 0.1]
+    scalings = [2.0, 0.0, 0.5]
+    fused_w, fused_b = torch.cat(weights), torch.cat(biases)
+
+    def ours(x, a0, b0, a2, b2):
+        return fused_lora_linear(x, fused_w, fused_b, [a0, a[1], a2], [b0, b[1], b2], scalings)
+
+    def ref(x, a0, b0, a2, b2):
+        return reference_lora_linear(x, weights, biases, [a0, a[1], a2], [b0, b[1], b2], scalings)
+
+    out, g_ours = grads(ours, x, a[0], b[0], a[2], b[2])
+    expected, g_ref = grads(ref, x, a[0], b[0], a[2], b[2])
+    assert out.shape == (2, 11, 40) and rel(out, expected) < tol
+    for got, want in zip(g_ours, g_ref):
+        assert got.dtype == want.dtype and rel(got, want) < tol * 2
+
+
+def test_fused_lora_dropout_is_unbiased_and_seeded():
+    torch.manual_seed(0)
+    x = torch.randn(4000, 16)
+    weight = torch.zeros(8, 16)
+    a, b = torch.eye(16)[:4], torch.ones(8, 4)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        runs.append(fused_lora_linear(x, weight, None, [a], [b], [1.0], dropout=0.5))
+    assert torch.equal(runs[0], runs[1])                                   # same seed, same mask
+    plain = fused_lora_linear(x, weight, None, [a], [b], [1.0])
+    assert not torch.equal(runs[0], plain)
+    assert abs(runs[0].mean().item() - plain.mean().item()) < 0.05        # inverted dropout keeps the mean
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 1e-2)])
+def test_rms_norm_and_swiglu_match_reference(dtype, tol):
+    torch.manual_seed(0)
+    x, weight = torch.randn(13, 48, dtype=dtype), torch.randn(48, dtype=dtype)
+    out, (gx,) = grads(lambda x: rms_norm(x, weight, 1e-5), x)
+    ref, (rx,) = grads(lambda x: reference_rms_norm(x, weight, 1e-5), x)
+    assert rel(out, ref) < tol and rel(gx, rx) < tol * 2
+    gu = torch.randn(13, 96, dtype=dtype)
+    out, (g,) = grads(swiglu, gu)
+    ref, (r,) = grads(reference_swiglu, gu)
+    assert rel(out, ref) < tol and rel(g, r) < tol * 2
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_varlen_attention_never_crosses_rows(dtype, tol):
+    torch.manual_seed(0)
+    cu = [0, 5, 12, 20]
+    q, k, v = torch.randn(20, 6, 16, dtype=dtype), torch.randn(20, 2, 16, dtype=dtype), torch.randn(20, 2, 16, dtype=dtype)
+    out, g_ours = grads(lambda q, k, v: varlen_attention(q, k, v, cu), q, k, v)
+    ref, g_ref = grads(lambda q, k, v: reference_attention(q, k, v, cu), q, k, v)
+    assert rel(out, ref) < tol and all(rel(a, b) < tol * 2 for a, b in zip(g_ours, g_ref))
+    alone = varlen_attention(q[5:12], k[5:12], v[5:12], [0, 7])
+    assert rel(out[5:12], alone) < 1e-6    # the middle row sees nothing of its neighbours
