@@ -9,6 +9,7 @@ each in its own process (start-up, imports and model load count for both), and p
 difference and the wall-time ratio. Exit status 1 when acc or acc_norm differ by more than 0.5 points.
 
     python benchmarks/eval_vs_lm_eval.py [--task medmcqa] [--limit 300] [--dtype bfloat16] [--batch-size 16]
+                                         [--threads N]
 """
 
 from __future__ import annotations
@@ -126,15 +127,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16, help="lm-eval --batch_size")
     parser.add_argument("--model", default=None, help="base model (default: the embedded smollm2-135m)")
     parser.add_argument("--workdir", default=None, help="keep exported files and outputs here")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for BOTH harnesses (OMP_NUM_THREADS; default: the libraries' own)")
     args = parser.parse_args(argv)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by both subprocesses
 
     from domainlm.models import resolve_base
 
     model = resolve_base(args.model)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="eval-vs-lm-eval-"))
     exported = export_task(args.task, args.limit, work / "task")
-    print(f"task {args.task}: {exported['items']} items, model {model.model_id}, dtype {args.dtype}, CPU threads "
-          f"{os.cpu_count()}, workdir {work}", flush=True)
+    print(f"task {args.task}: {exported['items']} items, model {model.model_id}, dtype {args.dtype}, cores "
+          f"{os.cpu_count()}, threads {args.threads or 'default'}, workdir {work}", flush=True)
     lm = run_lm_eval(exported, model.path, args.dtype, args.batch_size, work / "lm_eval_out")
     print(f"lm-eval   acc {lm['acc']:.4f}  acc_norm {lm['acc_norm']:.4f}  wall {lm['seconds']:.1f} s "
           f"(batch_size {args.batch_size})", flush=True)

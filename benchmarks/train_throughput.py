@@ -96,7 +96,6 @@ def peak_rss_gb() -> float:
 def run_baseline(args) -> dict:
     """A plain HF Trainer + PEFT script, written the way a user would."""
     import torch
-    from datasets import Dataset
     from peft import LoraConfig, get_peft_model
     from torch.utils.data import SequentialSampler
     from transformers import (AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainerCallback,
@@ -116,7 +115,7 @@ def run_baseline(args) -> dict:
             if e.targets[i - 1] != IGNORE:
                 row[i] = int(e.input_ids[i])
         labels.append(row)
-    dataset = Dataset.from_dict({"input_ids": [e.input_ids.tolist() for e in encoded], "labels": labels})
+    dataset = [{"input_ids": e.input_ids.tolist(), "labels": label} for e, label in zip(encoded, labels)]
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.bfloat16)
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                              target_modules=list(PRESETS[base.family].targets),

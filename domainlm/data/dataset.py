@@ -55,8 +55,10 @@ def build(data, tokenizer, seed: int) -> SFTData:
     train, held_out, records = [], [], []
     if data.vertical:
         records += vertical_sources(data.vertical)
-        train += vertical_rows(data.vertical, "train", None, issues, data.system_prompt)
-        held_out += vertical_rows(data.vertical, "eval", data.max_eval_rows or None, issues, data.system_prompt)
+        # the vertical samples deterministically (same seed → same rows) when a cap is set
+        train += vertical_rows(data.vertical, "train", data.max_train_rows, issues, data.system_prompt, seed)
+        if data.max_eval_rows:
+            held_out += vertical_rows(data.vertical, "eval", data.max_eval_rows, issues, data.system_prompt, seed)
     file_rows = []
     for spec in data.files:
         path = Path(spec.path).expanduser()

@@ -84,16 +84,16 @@ def file_record(path: Path, name: str, licence: str | None, rows: int) -> dict:
 
 
 def vertical_rows(vertical: str, split: str, limit: int | None, issues: RowIssues,
-                  system_prompt: str | None = None) -> list[Example]:
+                  system_prompt: str | None = None, seed: int = 0) -> list[Example]:
     """A vertical's SFT rows for `split` (train/eval); eval-only sources are refused by name."""
     from domainlm.verticals import get_vertical
 
     spec = get_vertical(vertical)
     examples = []
-    for index, row in enumerate(spec.sft_rows(split=split, limit=limit)):
+    for index, row in enumerate(spec.sft_rows(split=split, limit=limit, seed=seed)):
         source = row.get("source", vertical)
         assert_trainable(source)
-        origin = f"{vertical}:{source}#{index}"
+        origin = f"{vertical}:{source}#{row.get('id', index)}"
         try:
             examples.append(Example(to_messages(row, "messages", system_prompt), origin, source))
         except BadRow as problem:

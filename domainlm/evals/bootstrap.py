@@ -61,7 +61,8 @@ def suite_test(pairs: list[Paired], samples: int = 2000, seed: int = 0, alpha: f
     if not pairs:
         return None
     rng_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(pairs))
-    replicates = np.stack([p.effect(_indices(p.base.size, samples, int(s))) for p, s in zip(pairs, rng_seeds)])
+    replicates = np.stack([p.effect(_indices(p.base.size, samples, int(s)))
+                           for p, s in zip(pairs, rng_seeds, strict=True)])
     suite = replicates.mean(axis=0)
     low, high = np.quantile(suite, [alpha / 2, 1 - alpha / 2])
     p = (1 + int(np.sum(suite <= 0))) / (1 + samples)

@@ -46,7 +46,7 @@ def draw(report: dict, folder: Path) -> list[Path]:
                                                                                    "is better)")) if p[0]]
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4 * len(panels), 4.5), squeeze=False)
-        for ax, (group, scale, ylabel) in zip(axes[0], panels):
+        for ax, (group, scale, ylabel) in zip(axes[0], panels, strict=True):
             _bars(ax, group, labels, scale, ylabel)
         axes[0][0].legend(fontsize=8)
         fig.suptitle(f"{report['vertical']}: base vs adapters per domain task (95% bootstrap CI)")

@@ -65,6 +65,7 @@ def _table(report: dict) -> str:
             return "n/a" if value is None else (f"{100 * value:.1f}%" if pct else f"{value:+.2f}")
 
         lines.append(f"domain_gain {show(summary['domain_gain'])} points, general_regression "
-                     f"{show(summary['general_regression'])} points, nll_reduction {show(summary['nll_reduction'], True)}"
-                     f", significant {summary['significant']} (p={summary['p_value']})")
+                     f"{show(summary['general_regression'])} points, "
+                     f"nll_reduction {show(summary['nll_reduction'], True)}, "
+                     f"significant {summary['significant']} (p={summary['p_value']})")
     return "\n".join(lines)

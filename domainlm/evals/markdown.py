@@ -29,9 +29,10 @@ def render(report: dict) -> str:
     lines += [f"- base: `{subject['base']['model_id']}` (weights sha256 `{subject['base']['weights_sha256'][:16]}…`)"]
     if subject.get("artifact_id"):
         lines += [f"- adapter: `{subject['label']}`, artifact id `{subject['artifact_id'][:16]}…`"]
-    lines += [f"- backend `{settings['backend']}` ({settings.get('dtype')}), prompt style **{settings['prompt_style']}**"
-              f", {settings['few_shot']}-shot, seed {settings['seed']}, deterministic {settings['deterministic']}, "
-              f"limit {settings['limit']}", f"- created {report['created_at']}, wall {settings['wall_seconds']} s", ""]
+    lines += [f"- backend `{settings['backend']}` ({settings.get('dtype')}), "
+              f"prompt style **{settings['prompt_style']}**, {settings['few_shot']}-shot, seed {settings['seed']}, "
+              f"deterministic {settings['deterministic']}, limit {settings['limit']}",
+              f"- created {report['created_at']}, wall {settings['wall_seconds']} s", ""]
     for label, summary in report["summaries"].items():
         effect = summary.get("domain_effect") or {}
         lines += [f"## Summary: {label} vs base", "",
@@ -56,8 +57,9 @@ def render(report: dict) -> str:
         lines += ["", "| task | adapter | effect | 95% CI | p | significant |", "|---|---|---|---|---|---|"]
         for name, task in tasks.items():
             for label, cmp in task["comparisons"].items():
+                verdict = "yes" if cmp["significant"] else "no"
                 lines.append(f"| {name} | {label} | {cmp['effect']:+.2f} {cmp['unit']} | [{cmp['ci_low']:+.2f}, "
-                             f"{cmp['ci_high']:+.2f}] | {cmp['p_value']:.4f} | {'yes' if cmp['significant'] else 'no'} |")
+                             f"{cmp['ci_high']:+.2f}] | {cmp['p_value']:.4f} | {verdict} |")
         lines.append("")
     if report["files"].get("charts"):
         lines += ["## Charts", ""] + [f"![{p.rsplit('/', 1)[-1]}](charts/{p.rsplit('/', 1)[-1]})"

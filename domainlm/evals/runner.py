@@ -105,8 +105,8 @@ class Scorer:
                     end += 1  # keep one context's options in one chunk so the backend can share its prefix
                 chunk = todo[start:end]
                 scored = self.backend.loglikelihood(subject, encode_requests(self.tokenizer, chunk, self.max_length))
-                self.cache.put_many(model, {keys[r]: s for r, s in zip(chunk, scored)})
-                results.update(zip(chunk, scored))
+                self.cache.put_many(model, {keys[r]: s for r, s in zip(chunk, scored, strict=True)})
+                results.update(zip(chunk, scored, strict=True))
                 self.computed += len(chunk)
                 progress.update(len(chunk))
                 start = end
@@ -123,8 +123,8 @@ class Scorer:
             for start in range(0, len(todo), self.commit_every):
                 chunk = todo[start:start + self.commit_every]
                 texts = self.backend.generate(subject, chunk)
-                self.cache.put_many(model, {keys[r]: t for r, t in zip(chunk, texts)})
-                results.update(zip(chunk, texts))
+                self.cache.put_many(model, {keys[r]: t for r, t in zip(chunk, texts, strict=True)})
+                results.update(zip(chunk, texts, strict=True))
                 self.computed += len(chunk)
                 progress.update(len(chunk))
         return results

@@ -26,7 +26,7 @@ def multiple_choice(logprobs: list[float], choices: list[str], gold: int) -> dic
 # --- text answers -------------------------------------------------------------------------------------------
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation) | {"，", "。", "、", "；", "：", "？", "！", "（", "）", "“", "”", "‘", "’", "《", "》"}
+_PUNCT = set(string.punctuation) | set("，。、；：？！（）“”‘’《》")  # ASCII and full-width Chinese punctuation
 
 
 def normalize(text: str) -> str:

@@ -36,6 +36,12 @@ class Subject:
             return 0
         return int(json.loads((self.adapter / "adapter_config.json").read_text()).get("r", 8))
 
+    def target_modules(self) -> list[str]:
+        if self.adapter is None:
+            return []
+        targets = json.loads((self.adapter / "adapter_config.json").read_text()).get("target_modules") or []
+        return [targets] if isinstance(targets, str) else list(targets)
+
     def to_dict(self) -> dict:
         return {"label": self.label, "adapter_path": str(self.adapter) if self.adapter else None,
                 "artifact_id": self.artifact_id, "vertical": self.vertical, "version": self.version,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from domainlm import log
 from domainlm.artifact import artifact_id, verify_artifact
-from domainlm.config import load_config
-from domainlm.config.loader import validate
+from domainlm.config import load_config, load_yaml, parse_overrides
+from domainlm.config.loader import _apply, validate
 from domainlm.errors import ConfigError, DomainlmError
 from domainlm.hashing import sha256_file
 from domainlm.pipeline.config import PipelineConfig, merge
@@ -29,12 +29,16 @@ STAGES = ("prepare", "train", "register", "eval", "promote", "serve", "report")
 
 
 def load_pipeline(path: str | Path, overrides: list[str] | None = None, smoke: bool = False) -> PipelineConfig:
-    """The pipeline config; `smoke` deep-merges its `smoke:` section (the reduced CI run) before validation."""
-    cfg = load_config(path, PipelineConfig, overrides)
-    if not smoke:
-        return cfg
-    merged = merge(cfg.model_dump(exclude={"smoke"}), cfg.smoke)
-    return validate(PipelineConfig, merged, f"{path} (smoke section)")
+    """The pipeline config; `smoke` deep-merges its `smoke:` section (the reduced CI run); command-line
+    overrides apply last, so `--smoke workdir=/tmp/x` still moves the workdir."""
+    data, lines = load_yaml(path)
+    cfg = validate(PipelineConfig, data, str(path), lines)
+    merged = cfg.model_dump(exclude={"smoke"})
+    if smoke:
+        merged = merge(merged, cfg.smoke)
+    for keys, value in parse_overrides(overrides):
+        _apply(merged, keys, value, f"override '{'.'.join(keys)}'")
+    return validate(PipelineConfig, merged, f"{path} (with {'smoke section and ' if smoke else ''}overrides)")
 
 
 class Quickstart:

@@ -46,7 +46,8 @@ def load_gates(vertical: str):
     try:
         from domainlm.verticals import get_vertical
     except ImportError as exc:  # the verticals package is part of domainlm; a broken install says so
-        raise RegistryError(f"cannot read the gates of '{vertical}': domainlm.verticals is not importable ({exc})")
+        raise RegistryError(f"cannot read the gates of '{vertical}': domainlm.verticals is not importable ({exc})") \
+            from None
     return get_vertical(vertical).gates
 
 

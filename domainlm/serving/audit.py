@@ -55,7 +55,8 @@ class AuditLog:
         self._thread.start()
 
     def record(self, **row) -> None:
-        row.setdefault("ts", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z")
+        now = time.time()
+        row.setdefault("ts", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z")
         for text_field in ("prompt", "answer"):
             if isinstance(row.get(text_field), str):
                 row[text_field] = row[text_field][:MAX_TEXT]

@@ -103,7 +103,8 @@ class KeyStore:
         return ApiKey(id=row["id"], name=row["name"], scopes=tuple(json.loads(row["scopes"])), rpm=row["rpm"],
                       tpm=row["tpm"], created_at=row["created_at"], revoked_at=row["revoked_at"])
 
-    def create(self, name: str, scopes: list[str], rpm: int | None = None, tpm: int | None = None) -> tuple[str, ApiKey]:
+    def create(self, name: str, scopes: list[str], rpm: int | None = None,
+               tpm: int | None = None) -> tuple[str, ApiKey]:
         """(the plaintext key — shown once, never stored —, its record)."""
         if not name or len(name) > 64 or not name.isprintable():
             raise KeyStoreError(f"invalid key name {name!r}: 1-64 printable characters")

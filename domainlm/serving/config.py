@@ -25,8 +25,8 @@ class GatewaySection(Strict):
 
 class VllmSection(Strict):
     replicas: int = Field(1, ge=0)            # managed `vllm serve` processes per base (0 = only remote ones)
-    remote: list[str] = Field(default_factory=list)                  # URLs of vLLM servers started elsewhere (same adapter paths visible)
-    port_start: int = Field(18100, ge=1024, le=65000)  # managed replica i listens on port_start + i (0 = free)
+    remote: list[str] = Field(default_factory=list)  # URLs of vLLM servers started elsewhere (same adapter paths)
+    port_start: int = Field(18100, ge=1024, le=65000)  # managed replica i listens on port_start + i (next free if taken)
     max_loras: int = Field(4, ge=1)           # adapters in one batch (vLLM --max-loras)
     max_lora_rank: int = Field(16, ge=1)      # largest adapter rank accepted (vLLM --max-lora-rank)
     max_model_len: int = Field(2048, ge=64)   # context length; also the gateway's prompt+max_tokens limit
@@ -34,8 +34,8 @@ class VllmSection(Strict):
     tensor_parallel_size: int = Field(1, ge=1)  # GPUs per replica (vLLM --tensor-parallel-size)
     kv_cache_gib: float = Field(1.0, gt=0)    # CPU only: VLLM_CPU_KVCACHE_SPACE in GiB
     omp_threads_bind: str | None = None       # CPU only: VLLM_CPU_OMP_THREADS_BIND (e.g. "0-1"); None = vLLM's
-    extra_args: list[str] = Field(default_factory=list)# appended to the vLLM command line (e.g. ["--distributed-executor-backend", "ray"])
-    env: dict[str, str] = Field(default_factory=dict)# extra environment for managed processes
+    extra_args: list[str] = Field(default_factory=list)  # appended to the vLLM command line (e.g. Ray executor)
+    env: dict[str, str] = Field(default_factory=dict)  # extra environment for managed processes
     startup_timeout_s: float = Field(600.0, gt=0)   # a replica not ready by then is restarted
     health_interval_s: float = Field(2.0, gt=0)     # supervisor health-check period
     restart_backoff_s: float = Field(2.0, ge=0)     # first restart delay (doubles up to 60 s)
@@ -51,8 +51,8 @@ class HfSection(Strict):
 class BaseGroup(Strict):
     model: str = "smollm2-135m"               # base model: embedded name, local HF folder, or cached hub id
     served_name: str | None = None            # name of the base model in /v1/models (default: the model ref)
-    verticals: list[str] = Field(default_factory=list)# verticals served on this base (their production adapters)
-    pinned: list[str] = Field(default_factory=list)# extra versions loaded at start, e.g. ["medical@2"]
+    verticals: list[str] = Field(default_factory=list)  # verticals served on this base (their production adapters)
+    pinned: list[str] = Field(default_factory=list)  # extra versions loaded at start, e.g. ["medical@2"]
     engine: Literal["auto", "vllm", "vllm-merged", "hf"] = "auto"  # auto = the accelerator backend's choice
     vllm: VllmSection = VllmSection()         # vLLM engine settings
     hf: HfSection = HfSection()               # in-process engine settings

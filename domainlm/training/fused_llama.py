@@ -1,7 +1,9 @@
 """The fused training forward for llama-like decoders (llama, mistral, qwen2), reading the PEFT model's own tensors.
 
-Per layer: RMSNorm → one q‖k‖v LoRA GEMM group → RoPE → varlen attention over packed rows → o LoRA → residual →
-RMSNorm → one gate‖up LoRA group → SwiGLU → down LoRA → residual. The LoRA matrices are the PEFT model's
+Per layer: [RMSNorm → one q‖k‖v LoRA GEMM group] → RoPE → varlen attention over packed rows → o LoRA → residual →
+[RMSNorm → one gate‖up LoRA group] → [SwiGLU → down LoRA] → residual; each bracket is one op whose elementwise
+prologue is recomputed in backward (domainlm/kernels/ops/lora.py), so only the residual stream, q/k/v, the
+attention output and the gate‖up product are held per layer. The LoRA matrices are the PEFT model's
 parameters themselves (the optimizer, checkpoints and `save_pretrained` see nothing different); the frozen base
 q/k/v and gate/up weights are concatenated once and the PEFT modules are re-pointed at views of that storage, so
 no weight is held twice. Anything outside this shape (DoRA, quantised bases, other families) uses the HF modules.
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from domainlm.kernels.ops import fused_lora_linear, rms_norm, swiglu, varlen_attention
+from domainlm.kernels.ops.rope import rope, signed_sin
 
 SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2")
 
@@ -50,11 +53,18 @@ class LoRAGroup:
     scalings: list[float]
     dropout: float
 
-    def __call__(self, x: torch.Tensor, training: bool) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, training: bool, prologue: str | None = None,
+                 norm_weight: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
+        """x → prologue (rmsnorm / swiglu, fused and recomputed in backward) → base + LoRA projections."""
         if not self.lora_a:
+            if prologue == "rmsnorm":
+                x = rms_norm(x, norm_weight, eps)
+            elif prologue == "swiglu":
+                x = swiglu(x)
             return F.linear(x, self.weight, self.bias)
         return fused_lora_linear(x, self.weight, self.bias, self.lora_a, self.lora_b, self.scalings,
-                                 self.dropout if training else 0.0)
+                                 self.dropout if training else 0.0, prologue=prologue, norm_weight=norm_weight,
+                                 eps=eps)
 
 
 def _group(modules: list, adapter: str) -> LoRAGroup:
@@ -123,23 +133,23 @@ class FusedLlama:
 
     def _layer(self, x: torch.Tensor, layer: FusedLayer, cos, sin, cu: list[int], training: bool) -> torch.Tensor:
         tokens = x.shape[0]
-        qkv = layer.qkv(rms_norm(x, layer.ln1, self.eps), training)
+        qkv = layer.qkv(x, training, "rmsnorm", layer.ln1, self.eps)
         q, k, v = qkv.split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
                              self.kv_heads * self.head_dim], dim=-1)
-        q = q.view(tokens, self.heads, self.head_dim)
-        k = k.view(tokens, self.kv_heads, self.head_dim)
-        v = v.view(tokens, self.kv_heads, self.head_dim)
-        q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+        q = rope(q.view(tokens, self.heads, self.head_dim), cos, sin)
+        k = rope(k.view(tokens, self.kv_heads, self.head_dim), cos, sin)
+        v = v.contiguous().view(tokens, self.kv_heads, self.head_dim)   # lets the [T, q+k+v] GEMM output go
         attn = varlen_attention(q, k, v, cu, self.scale).reshape(tokens, self.heads * self.head_dim)
         x = x + layer.o(attn, training)
-        return x + layer.down(swiglu(layer.gate_up(rms_norm(x, layer.ln2, self.eps), training)), training)
+        gate_up = layer.gate_up(x, training, "rmsnorm", layer.ln2, self.eps)
+        return x + layer.down(gate_up, training, "swiglu")
 
     def hidden_states(self, input_ids: torch.Tensor, position_ids: torch.Tensor, cu: list[int], *,
                       training: bool, checkpointing: bool = False) -> torch.Tensor:
         """Packed input_ids/position_ids [1, T] → final-norm hidden states [T, H]."""
         x = self.embed(input_ids[0])
         cos, sin = self.rotary(x[None], position_ids)      # [1, T, D] in x's dtype
-        cos, sin = cos[0, :, None, :], sin[0, :, None, :]  # broadcast over heads
+        cos, sin = cos[0, :, None, :], signed_sin(sin[0, :, None, :])  # broadcast over heads
         for layer in self.layers:
             if checkpointing and training and torch.is_grad_enabled():
                 x = checkpoint(self._layer, x, layer, cos, sin, cu, training, use_reentrant=False)
@@ -147,8 +157,3 @@ class FusedLlama:
                 x = self._layer(x, layer, cos, sin, cu, training)
         return rms_norm(x, self.final_norm, self.eps)
 
-
-def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin

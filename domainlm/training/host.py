@@ -20,6 +20,10 @@ TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 
 def tune_cpu_process() -> dict:
+    import numpy as np
+
+    for dtype in (np.float16, np.float32, np.float64):   # cache numpy's float limits before denormals flush to
+        np.finfo(dtype)                                  # zero (computed afterwards they warn "smallest_subnormal")
     applied = {"flush_denormal": torch.set_flush_denormal(True)}
     name = ctypes.util.find_library("c")
     try:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import math
+import resource
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -202,6 +203,7 @@ class Trainer:
                   "epoch": (self.step + 1) * self.rows_per_step / len(self.data.train)}
         if grad_norm is not None:
             record["grad_norm"] = grad_norm
+        record["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # KiB on Linux
         return record
 
     @torch.no_grad()

@@ -89,6 +89,7 @@ def test_verticals_show_registry_state_gates_and_titles(console_client):
     assert {"medical", "petrochem", "marine"} <= set(rows)
     medical = rows["medical"]
     assert medical["production"] == 1 and medical["candidates"] == [2] and medical["archived"] == []
+    assert medical["reported"] == []
     assert medical["title"] == {"en": "Medical", "zh": "医疗"}
     gates = get_vertical("medical").gates
     assert {g["name"]: g["value"] for g in medical["gates"]} == {
@@ -110,6 +111,8 @@ def test_registry_history_carries_manifest_details(console_client, base_model, m
     assert v2["config"] == manifest["config"] and v2["data_sources"] == manifest["data_sources"]
     assert v2["artifact_id"] == console_client.registry.get("medical", 2).artifact_id
     assert v2["has_report"] is False
+    no_report = console_client.call("GET", "/console/api/reports/medical/2", console_client.viewer_key)
+    assert no_report.status_code == 404 and "no eval report attached" in error_of(no_report)["message"]
     assert [e["event"] for e in data["events"]][-1] == "register"
     unknown = console_client.call("GET", "/console/api/registry/nosuch", console_client.viewer_key)
     assert unknown.status_code == 404 and "nosuch" in error_of(unknown)["message"]

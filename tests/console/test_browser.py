@@ -144,6 +144,7 @@ def test_operator_journey(page, console_stack, shots):
     row = page.locator(f'table.live tr[data-vertical="{v}"]')
     expect(row).to_be_visible()
     assert int(row.locator(".requests").inner_text()) >= 1
+    expect(row.locator("svg.sparkline polyline")).to_have_count(1, timeout=10_000)  # a second poll drew the trend
     shots(page, "08-live")
 
 

@@ -51,17 +51,18 @@ def test_packed_scores_equal_separate_forwards(base_model, random_adapters, toke
         task, item, 0)] + [LLRequest("Question: What is anaemia?\nAnswer:", " Low haemoglobin in the blood.")]
     pairs = encode_requests(tokenizer, requests, 2048)
     # small rows force several rows per batch, and two rows per forward exercise padding between rows
-    backend = HFBackend(base_model, [BASE, adapter], HFConfig(dtype="float32", pack_tokens=160, batch_rows=2, threads=THREADS),
-                        tokenizer)
+    cfg = HFConfig(dtype="float32", pack_tokens=160, batch_rows=2, threads=THREADS)
+    backend = HFBackend(base_model, [BASE, adapter], cfg, tokenizer)
     for subject in (BASE, adapter):
         packed = backend.loglikelihood(subject, pairs)
         with backend._active(subject):
             expected = [_separate_forward(backend.model, p) for p in pairs]
         assert [r["tokens"] for r in packed] == [len(p.continuation) for p in pairs]
-        assert max(abs(r["logprob"] - e) for r, e in zip(packed, expected)) < 2e-3
+        assert max(abs(r["logprob"] - e) for r, e in zip(packed, expected, strict=True)) < 2e-3
     base_scores = [r["logprob"] for r in backend.loglikelihood(BASE, pairs)]
     adapter_scores = [r["logprob"] for r in backend.loglikelihood(adapter, pairs)]
-    assert max(abs(a - b) for a, b in zip(base_scores, adapter_scores)) > 1e-2, "the adapter must change scores"
+    moved = max(abs(a - b) for a, b in zip(base_scores, adapter_scores, strict=True))
+    assert moved > 1e-2, "the adapter must change scores"
 
 
 def test_batched_generation_equals_one_at_a_time(base_model, tokenizer):

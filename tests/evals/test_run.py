@@ -54,7 +54,7 @@ def test_paired_report_for_a_registered_adapter(isolated_home, tmp_path, trained
     assert nll["n_items"] == 24 and all(set(i["results"]) == set(labels) for i in nll["items"])
     base_nll = [i["results"]["base"]["nll"] for i in nll["items"]]
     adapter_nll = [i["results"][labels[1]]["nll"] for i in nll["items"]]
-    for label, values in zip(labels, (base_nll, adapter_nll)):
+    for label, values in zip(labels, (base_nll, adapter_nll), strict=True):
         score = nll["scores"][label]["nll"]
         assert score["mean"] == pytest.approx(sum(values) / len(values))
         assert score["ci_low"] <= score["mean"] <= score["ci_high"]
@@ -81,7 +81,7 @@ def test_paired_report_for_a_registered_adapter(isolated_home, tmp_path, trained
     again = run_eval(config, model="base", adapters=[str(entry.path)], output_dir=tmp_path / "again", attach=False)
     assert all(t["computed"] == 0 for t in again["timings"].values())
     assert [[r["nll"] for r in (i["results"]["base"], i["results"][labels[1]])] for i in
-            again["tasks"]["fixture_qa_nll"]["items"]] == [[b, a] for b, a in zip(base_nll, adapter_nll)]
+            again["tasks"]["fixture_qa_nll"]["items"]] == [[b, a] for b, a in zip(base_nll, adapter_nll, strict=True)]
 
 
 def test_deterministic_mode_repeats_exactly_without_cache(isolated_home, tmp_path):

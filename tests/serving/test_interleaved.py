@@ -29,8 +29,8 @@ MAX_TOKENS = 24
 def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_model, tmp_path):
     url, key = gateway
     client = OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=300)
-    jobs = [(v, q) for pair in zip(QUESTIONS["medical"], QUESTIONS["petrochem"]) for v, q in
-            zip(("medical", "petrochem"), pair)]  # medical, petrochem, medical, ... sent at once
+    jobs = [(v, q) for pair in zip(QUESTIONS["medical"], QUESTIONS["petrochem"], strict=True) for v, q in
+            zip(("medical", "petrochem"), pair, strict=True)]  # medical, petrochem, medical, ... sent at once
 
     def ask(job):
         vertical, question = job
@@ -59,7 +59,7 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
     offline = json.loads((tmp_path / "out.json").read_text())
     offline, base_answers = offline[:len(requests)], offline[len(requests):]
 
-    for (vertical, question), (model, text), reference, request in zip(jobs, served, offline, requests):
+    for (vertical, question), (model, text), reference, request in zip(jobs, served, offline, requests, strict=True):
         assert model == refs[vertical].ref
         assert reference.strip(), "offline vLLM produced an empty answer"
         expected = post_process(vertical, reference, "en", apply_policy(vertical, request["messages"], "en")[1])

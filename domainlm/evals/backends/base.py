@@ -43,9 +43,9 @@ def _encode_many(tokenizer, texts: list[str]) -> list[list[int]]:
     with_bos = [t for t in texts if bos and t.startswith(bos)]
     out: dict[str, list[int]] = {}
     if plain:
-        out.update(zip(plain, tokenizer(plain)["input_ids"]))
+        out.update(zip(plain, tokenizer(plain)["input_ids"], strict=True))
     if with_bos:
-        out.update(zip(with_bos, tokenizer(with_bos, add_special_tokens=False)["input_ids"]))
+        out.update(zip(with_bos, tokenizer(with_bos, add_special_tokens=False)["input_ids"], strict=True))
     return [list(out[t]) for t in texts]
 
 
@@ -67,10 +67,12 @@ def encode_requests(tokenizer, requests: list[LLRequest], max_length: int) -> li
         wholes.append(context + continuation)
         conts_only.append(continuation)
     unique_ctx = sorted({c for c in contexts if c})
-    ctx_ids = dict(zip(unique_ctx, _encode_many(tokenizer, unique_ctx))) if unique_ctx else {}
+    ctx_ids = dict(zip(unique_ctx, _encode_many(tokenizer, unique_ctx), strict=True)) if unique_ctx else {}
     whole_ids = _encode_many(tokenizer, wholes)
     empty = [i for i, c in enumerate(contexts) if not c]
-    cont_for_empty = dict(zip(empty, _encode_many(tokenizer, [conts_only[i] for i in empty]))) if empty else {}
+    cont_for_empty = {}
+    if empty:
+        cont_for_empty = dict(zip(empty, _encode_many(tokenizer, [conts_only[i] for i in empty]), strict=True))
     out = []
     for i, req in enumerate(requests):
         if contexts[i]:

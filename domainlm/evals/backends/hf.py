@@ -149,7 +149,7 @@ class HFBackend:
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         # long prompts lose their head so that prompt + answer fit the window
         prompts = [ids[-max(1, self.cfg.max_length - r.max_new_tokens):]
-                   for ids, r in zip(_encode_many(tok, [r.prompt for r in requests]), requests)]
+                   for ids, r in zip(_encode_many(tok, [r.prompt for r in requests]), requests, strict=True)]
         order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, requests[i].stop,
                                                             len(prompts[i])))
         outputs: list[str] = [""] * len(requests)

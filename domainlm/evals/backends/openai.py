@@ -80,7 +80,7 @@ class OpenAIBackend:
         except Exception as exc:
             raise EndpointError(f"{self.cfg.endpoint}: completions for '{name}' failed: {exc}") from None
         choices = sorted(response.choices, key=lambda c: c.index)
-        return [self._read(pair, choice.logprobs, name) for pair, choice in zip(chunk, choices)]
+        return [self._read(pair, choice.logprobs, name) for pair, choice in zip(chunk, choices, strict=True)]
 
     def _read(self, pair: Encoded, lp, name: str) -> dict:
         if lp is None or not lp.token_logprobs:

@@ -81,7 +81,7 @@ def layout_row(row: list[Segment]) -> RowLayout:
         positions += range(n)
         blocks.append((start, start + n, start, start + n, True))
         offset = start + n
-        for cont, owner in zip(segment.continuations, segment.owners):
+        for cont, owner in zip(segment.continuations, segment.owners, strict=True):
             m = len(cont)
             ids += cont
             positions += range(n, n + m)

@@ -9,12 +9,21 @@ from __future__ import annotations
 import os
 
 from domainlm import log
+from domainlm.errors import ConfigError
 from domainlm.evals.backends.base import Encoded, _encode_many, cut_at_stop
 from domainlm.evals.prompts import GenRequest
 from domainlm.evals.subjects import Subject
 
 logger = log.get("evals.vllm")
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
+
+
+def _install_cpu_lora_ops() -> None:
+    try:
+        from domainlm.serving.engines.cpu_lora_ops import install
+    except ImportError:  # serving not installed: vLLM's own ops still work, only slower
+        return
+    install()
 
 
 def engine_rank(rank: int) -> int:
@@ -27,7 +36,13 @@ class VLLMBackend:
     def __init__(self, base, subjects: list[Subject], cfg, tokenizer, seed: int = 0):
         import torch
 
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gib))
+        cpu = not torch.cuda.is_available()
+        if cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gib))
+            # Engine core and worker in this process, so the dense CPU multi-LoRA ops installed below are the ones
+            # that run (vLLM's own CPU LoRA ops copy one weight matrix per token: ~3× slower on a 135M model).
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            _install_cpu_lora_ops()
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
@@ -37,10 +52,19 @@ class VLLMBackend:
         adapters = [s for s in subjects if not s.is_base]
         kwargs = dict(model=str(base.path), tokenizer=str(base.path), dtype=cfg.dtype, seed=seed,
                       enforce_eager=cfg.enforce_eager, max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs)
-        if torch.cuda.is_available():
+        if cpu:
+            kwargs["distributed_executor_backend"] = "uni"
+        else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         if adapters:
-            kwargs.update(enable_lora=True, max_loras=len(adapters),
+            # Restrict LoRA to the modules the adapters train. Left open, vLLM also wraps the LM head for LoRA and
+            # then cannot compute prompt_logprobs (vllm-project/vllm#16668: the LoRA logits path is indexed per
+            # sampled token, not per prompt token; on CPU it fails with an einsum shape error).
+            targets = sorted({t for s in adapters for t in s.target_modules()})
+            if "lm_head" in targets:
+                raise ConfigError("an adapter trains lm_head: vLLM cannot score prompts (prompt_logprobs) with an "
+                                  "lm_head LoRA (vllm-project/vllm#16668); evaluate it with --backend hf")
+            kwargs.update(enable_lora=True, max_loras=len(adapters), lora_target_modules=targets,
                           max_lora_rank=engine_rank(max(s.lora_rank() for s in adapters)))
         logger.info("starting vLLM engine", model=str(base.path), adapters=len(adapters), eager=cfg.enforce_eager)
         self.llm = LLM(**kwargs)
@@ -59,7 +83,7 @@ class VLLMBackend:
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1, detokenize=False)
         outputs = self.llm.generate(prompts, params, lora_request=self.lora.get(subject.label), use_tqdm=False)
         results = []
-        for pair, output in zip(pairs, outputs):
+        for pair, output in zip(pairs, outputs, strict=True):
             start = len(pair.context)
             total, greedy = 0.0, True
             for offset, token in enumerate(pair.continuation):
@@ -75,11 +99,11 @@ class VLLMBackend:
 
         ids = _encode_many(self.tokenizer, [r.prompt for r in requests])
         prompts = [TokensPrompt(prompt_token_ids=p[-max(1, self.cfg.max_model_len - r.max_new_tokens):])
-                   for p, r in zip(ids, requests)]
+                   for p, r in zip(ids, requests, strict=True)]
         params = [SamplingParams(max_tokens=r.max_new_tokens, temperature=0.0, stop=list(r.stop) or None)
                   for r in requests]
         outputs = self.llm.generate(prompts, params, lora_request=self.lora.get(subject.label), use_tqdm=False)
-        return [cut_at_stop(o.outputs[0].text, r.stop).strip() for o, r in zip(outputs, requests)]
+        return [cut_at_stop(o.outputs[0].text, r.stop).strip() for o, r in zip(outputs, requests, strict=True)]
 
     def close(self) -> None:
         self.llm = None

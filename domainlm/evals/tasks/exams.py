@@ -50,7 +50,8 @@ def mmlu_items(subject: str, split: str = "test") -> list[Item]:
 
 def cmmlu_items(subject: str, split: str = "test") -> list[Item]:
     rows = read_csv(dataset_dir(CMMLU) / split / f"{subject}.csv")
-    return [Item(id=f"{subject}/{split}/{r.get('') or i}", fields={"question": r["Question"].strip(), "subject": subject},
+    return [Item(id=f"{subject}/{split}/{r.get('') or i}",
+                 fields={"question": r["Question"].strip(), "subject": subject},
                  choices=(r["A"], r["B"], r["C"], r["D"]), gold=letter_index(r["Answer"], 4))
             for i, r in enumerate(rows)]
 
@@ -63,7 +64,7 @@ def per_subject_sample(items: list[Item], per_subject: int | None, seed: int, na
     for item in items:
         by_subject.setdefault(item.fields["subject"], []).append(item)
     keep = set()
-    for subject, group in by_subject.items():
+    for group in by_subject.values():
         keep.update(i.id for i in sorted(group, key=lambda i: stable_rank(seed, name, i.id))[:per_subject])
     return [item for item in items if item.id in keep]
 

@@ -41,7 +41,8 @@ def read_json(path: Path):
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
 
 
-def read_csv(path: Path, header: bool = True, fieldnames: list[str] | None = None, encoding: str = "utf-8") -> list[dict]:
+def read_csv(path: Path, header: bool = True, fieldnames: list[str] | None = None,
+             encoding: str = "utf-8") -> list[dict]:
     with open(path, encoding=encoding, newline="") as handle:
         reader = csv.DictReader(handle, fieldnames=None if header else fieldnames)
         return [dict(row) for row in reader]

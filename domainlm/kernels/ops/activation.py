@@ -1,8 +1,9 @@
 """SwiGLU on a fused gate/up projection: silu(gate) · up, saving only the [T, 2I] input for backward.
 
 Autograd through `act(gate) * up` keeps gate, up and silu(gate); this op keeps the one gate‖up tensor (the
-output of the fused gate/up GEMM, alive anyway) and recomputes sigmoid in backward:
-d gate = g · up · σ(gate) · (1 + gate · (1 − σ(gate))),  d up = g · silu(gate).
+output of the fused gate/up GEMM, alive anyway), recomputes silu in backward and writes both halves of the
+gradient straight into one [T, 2I] tensor (no cat):
+d gate = g · up · σ(gate) · (1 + gate · (1 − σ(gate)))  (aten silu_backward),  d up = g · silu(gate).
 """
 
 from __future__ import annotations
@@ -11,22 +12,30 @@ import torch
 import torch.nn.functional as F
 
 
+def swiglu_forward(gate_up: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.chunk(2, dim=-1)
+    return F.silu(gate) * up
+
+
+def swiglu_backward(grad: torch.Tensor, gate_up: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.chunk(2, dim=-1)
+    grads = torch.empty_like(gate_up)
+    d_gate, d_up = grads.chunk(2, dim=-1)
+    torch.mul(grad, F.silu(gate), out=d_up)
+    d_gate.copy_(torch.ops.aten.silu_backward(grad * up, gate))   # fused σ(g)·(1 + g·(1 − σ(g))) · (grad·up)
+    return grads
+
+
 class _SwiGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gate_up):
-        gate, up = gate_up.chunk(2, dim=-1)
         ctx.save_for_backward(gate_up)
-        return F.silu(gate) * up
+        return swiglu_forward(gate_up)
 
     @staticmethod
     def backward(ctx, grad):
         (gate_up,) = ctx.saved_tensors
-        gate, up = gate_up.float().chunk(2, dim=-1)
-        g = grad.float()
-        sig = torch.sigmoid(gate)
-        d_up = g * gate * sig
-        d_gate = g * up * sig * (1.0 + gate * (1.0 - sig))
-        return torch.cat([d_gate, d_up], dim=-1).to(gate_up.dtype)
+        return swiglu_backward(grad, gate_up)
 
 
 def swiglu(gate_up: torch.Tensor) -> torch.Tensor:

@@ -1,20 +1,30 @@
-"""Fused LoRA linear: y = x Wᵀ + b + Σᵢ sᵢ · (drop(x) Aᵢᵀ) Bᵢᵀ for projections that share one input.
+"""Fused LoRA linear: y = p(x) Wᵀ + b + Σᵢ sᵢ · (drop(p(x)) Aᵢᵀ) Bᵢᵀ for projections that share one input.
 
-Projections that read the same x (q/k/v, gate/up) are one op: their frozen base weights are one concatenated
+Projections that read the same input (q/k/v, gate/up) are one op: their frozen base weights are one concatenated
 matrix, their A matrices one [R = Σ rᵢ, in] matrix, and their B matrices one block-diagonal [out, R] matrix with
 the scale sᵢ folded in, so a group costs three GEMMs forward and five backward however many projections it holds
-(block-diagonal B adds R/in ≈ 5 % FLOPs at r=16 and saves the per-projection launches and copies).
+(block-diagonal B adds R/in ≈ 5 % FLOPs at r=16 and saves per-projection launches and copies).
 
-Memory: only x (the input, not a copy, when dropout is off) and the rank-R activation xa are kept for backward;
-peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32 (optimizer master weights) and are cast to
-the compute dtype for the GEMMs; their gradients come back in fp32. The frozen base weight gets no gradient.
-Dropout, when on, draws one mask per group (peft draws one per projection: same distribution per projection).
+p is an optional elementwise prologue computed inside the op — `rmsnorm` (frozen weight, as transformers'
+LlamaRMSNorm) or `swiglu` (silu(gate)·up of a fused gate‖up input) — and recomputed in backward from the op's
+input, which the surrounding graph keeps anyway (the residual stream, the gate‖up GEMM output). So the normed
+input and the SwiGLU product, [T, H] and [T, I] per layer, are never held for backward.
+
+Memory held: the op's input (no copy), fp32 rstd for rmsnorm, the rank-R activation xa, and the dropout mask
+when dropout is on. peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32 (optimizer master
+weights) and are cast to the compute dtype for the GEMMs; their gradients come back in fp32. The frozen base
+weight gets no gradient. Dropout draws one mask per group (peft: one per projection, same distribution each).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from domainlm.kernels.ops.activation import swiglu_backward, swiglu_forward
+from domainlm.kernels.ops.norm import rms_norm_backward, rms_norm_forward
+
+PROLOGUES = (None, "rmsnorm", "swiglu")
 
 
 def block_diagonal_b(bs: list[torch.Tensor], scalings: list[float], dtype) -> torch.Tensor:
@@ -29,43 +39,68 @@ def block_diagonal_b(bs: list[torch.Tensor], scalings: list[float], dtype) -> to
     return full
 
 
+def _apply_prologue(kind, src, norm_weight, eps):
+    if kind == "rmsnorm":
+        return rms_norm_forward(src, norm_weight, eps)
+    if kind == "swiglu":
+        return swiglu_forward(src), None
+    return src, None
+
+
 class _FusedLoRALinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, dropout, scalings, *ab):
+    def forward(ctx, src, weight, bias, dropout, scalings, prologue, norm_weight, eps, *ab):
         a_list, b_list = list(ab[0::2]), list(ab[1::2])
+        x, rstd = _apply_prologue(prologue, src, norm_weight, eps)
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
         y = F.linear(x2, weight, bias)
         mask = None
         if dropout > 0:
-            keep = 1.0 - dropout
-            mask = torch.rand(x2.shape, device=x2.device, dtype=torch.float32) < keep
-            xd = x2 * mask.to(x2.dtype) * (1.0 / keep)
+            mask = torch.rand(x2.shape, device=x2.device, dtype=torch.float32) < (1.0 - dropout)
+            xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - dropout))
         else:
             xd = x2
         a_cat = torch.cat([a.to(x2.dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].to(x2.dtype)
         b_bd = block_diagonal_b(b_list, scalings, x2.dtype)
         xa = xd @ a_cat.t()                                   # [T, R]
         y.addmm_(xa, b_bd.t())
-        ctx.save_for_backward(xd, xa, weight, a_cat, b_bd, mask)
-        ctx.dropout, ctx.scalings = dropout, scalings
+        ctx.save_for_backward(src, norm_weight, rstd, xa, weight, a_cat, b_bd, mask)
+        ctx.dropout, ctx.scalings, ctx.prologue = dropout, scalings, prologue
         ctx.ranks = [a.shape[0] for a in a_list]
         ctx.outs = [b.shape[0] for b in b_list]
         ctx.param_dtypes = [a.dtype for a in a_list], [b.dtype for b in b_list]
-        ctx.x_shape = shape
         return y.view(*shape[:-1], y.shape[-1])
 
     @staticmethod
     def backward(ctx, grad_y):
-        xd, xa, weight, a_cat, b_bd, mask = ctx.saved_tensors
-        g = grad_y.reshape(-1, grad_y.shape[-1]).to(xd.dtype)
+        src, norm_weight, rstd, xa, weight, a_cat, b_bd, mask = ctx.saved_tensors
+        if ctx.prologue == "rmsnorm":   # recompute the normed input from the saved residual and rstd
+            x = norm_weight * (src.float() * rstd).to(src.dtype)
+        elif ctx.prologue == "swiglu":
+            x = swiglu_forward(src)
+        else:
+            x = src
+        x2 = x.reshape(-1, x.shape[-1])
+        if mask is not None:
+            keep = 1.0 - ctx.dropout
+            xd = x2 * mask.to(x2.dtype) * (1.0 / keep)
+        else:
+            xd = x2
+        g = grad_y.reshape(-1, grad_y.shape[-1]).to(x2.dtype)
         gxa = g @ b_bd                                        # [T, R], scales included
-        grad_x = None
+        grad_src = None
         if ctx.needs_input_grad[0]:
-            grad_lora = gxa @ a_cat                           # [T, in] through the LoRA branch
+            grad_x = gxa @ a_cat                              # [T, in] through the LoRA branch
             if mask is not None:
-                grad_lora.mul_(mask.to(grad_lora.dtype) * (1.0 / (1.0 - ctx.dropout)))
-            grad_x = torch.addmm(grad_lora, g, weight).view(ctx.x_shape)
+                grad_x.mul_(mask.to(grad_x.dtype) * (1.0 / (1.0 - ctx.dropout)))
+            grad_x = torch.addmm(grad_x, g, weight).view(x.shape)
+            if ctx.prologue == "rmsnorm":
+                grad_src = rms_norm_backward(grad_x, src, norm_weight, rstd)
+            elif ctx.prologue == "swiglu":
+                grad_src = swiglu_backward(grad_x, src)
+            else:
+                grad_src = grad_x
         grad_a_cat = (gxa.t() @ xd).float()                   # [R, in]
         grad_b_full = (g.t() @ xa).float()                    # [out, R]
         a_dtypes, b_dtypes = ctx.param_dtypes
@@ -74,17 +109,24 @@ class _FusedLoRALinear(torch.autograd.Function):
             grads.append(grad_a_cat[col:col + rank].to(a_dt))
             grads.append((grad_b_full[row:row + out, col:col + rank] * s).to(b_dt))
             row, col = row + out, col + rank
-        return (grad_x, None, None, None, None, *grads)
+        return (grad_src, None, None, None, None, None, None, None, *grads)
 
 
 def fused_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, lora_a: list[torch.Tensor],
-                      lora_b: list[torch.Tensor], scalings: list[float], dropout: float = 0.0) -> torch.Tensor:
-    """x [..., in]; weight [Σ outᵢ, in] frozen; lora_a[i] [rᵢ, in]; lora_b[i] [outᵢ, rᵢ]; returns [..., Σ outᵢ]."""
-    if weight.requires_grad:
-        raise ValueError("fused_lora_linear trains only the LoRA matrices; the base weight must be frozen")
+                      lora_b: list[torch.Tensor], scalings: list[float], dropout: float = 0.0, *,
+                      prologue: str | None = None, norm_weight: torch.Tensor | None = None,
+                      eps: float = 1e-6) -> torch.Tensor:
+    """x [..., in] (or [..., 2·in] for swiglu); weight [Σ outᵢ, in] frozen; lora_a[i] [rᵢ, in]; lora_b[i] [outᵢ, rᵢ].
+
+    Returns [..., Σ outᵢ]. prologue: None, "rmsnorm" (needs norm_weight, eps) or "swiglu".
+    """
+    if weight.requires_grad or (norm_weight is not None and norm_weight.requires_grad):
+        raise ValueError("fused_lora_linear trains only the LoRA matrices; base and norm weights must be frozen")
     if sum(b.shape[0] for b in lora_b) != weight.shape[0]:
         raise ValueError("the LoRA B matrices must cover every output row of the fused base weight")
-    return _FusedLoRALinear.apply(x, weight, bias, float(dropout), list(scalings),
+    if prologue not in PROLOGUES or (prologue == "rmsnorm" and norm_weight is None):
+        raise ValueError(f"prologue must be one of {PROLOGUES} (rmsnorm needs norm_weight)")
+    return _FusedLoRALinear.apply(x, weight, bias, float(dropout), list(scalings), prologue, norm_weight, float(eps),
                                   *[t for pair in zip(lora_a, lora_b) for t in pair])
 
 

@@ -9,22 +9,30 @@ from __future__ import annotations
 import torch
 
 
+def rms_norm_forward(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y, rstd): y = w · (x · rstd) in x's dtype, rstd = 1/√(mean(x²) + eps) in fp32 per token."""
+    xf = x.float()
+    rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True).add_(eps))
+    return weight * (xf * rstd).to(x.dtype), rstd
+
+
+def rms_norm_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    xhat = x.float() * rstd
+    gw = grad.float() * weight.float()
+    return ((gw - xhat * (gw * xhat).mean(-1, keepdim=True)) * rstd).to(x.dtype)
+
+
 class _RMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, eps):
-        xf = x.float()
-        rstd = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True).add_(eps))
-        y = weight * (xf * rstd).to(x.dtype)
+        y, rstd = rms_norm_forward(x, weight, eps)
         ctx.save_for_backward(x, weight, rstd)
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, rstd = ctx.saved_tensors
-        xhat = x.float() * rstd
-        gw = grad_y.float() * weight.float()
-        dx = (gw - xhat * (gw * xhat).mean(-1, keepdim=True)) * rstd
-        return dx.to(x.dtype), None, None
+        return rms_norm_backward(grad_y, x, weight, rstd), None, None
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:

@@ -53,6 +53,7 @@ def verticals_view(registry: Registry, serving: dict[str, dict]) -> list[dict]:
             "production": production,
             "candidates": [e.version for e in entries if e.stage == "candidate"],
             "archived": [e.version for e in entries if e.stage == "archived"],
+            "reported": [e.version for e in entries if e.report_path is not None],  # versions with an eval report
             "gates": gate_list(definition.gates if definition else None),
             "engine": where.get("engine"),
             "backend": where.get("backend"),

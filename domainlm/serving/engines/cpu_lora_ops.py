@@ -9,11 +9,14 @@ Here all `L` adapter slots are handled with dense GEMMs over the concatenated we
 its own slot's slice:
 
     shrink  y[t]   = scale · x[t] @ A[idx[t]]ᵀ        →  Y = x @ [A_0; …; A_{L-1}]ᵀ  (T × L·r), y[t] = Y[t, idx[t]]
-    expand  out[t] += y[t] @ B[idx[t]]ᵀ               →  Z[t, idx[t]] = y[t] (T × L·r, zeros elsewhere), out += Z @ B_catᵀ
+    expand  out[t] += y[t] @ B[idx[t]]ᵀ          →  Z[t, idx[t]] = y[t] (T × L·r, zeros elsewhere), out += Z @ B_catᵀ
 
 The extra work is the other L−1 slots' columns: for L=4, r=16 on a 576×576 projection, 2·576·64·2 FLOPs per token
 against 2·576·576 for the base GEMM (+22% on that projection, far less on the wider MLP ones), all on AMX/BLAS.
 Tokens without an adapter (idx < 0) get zero LoRA output, as in the GPU kernels.
+
+Per projection the slices (q/k/v, gate/up) are fused into one shrink and one expand GEMM (`add_lora_linear`), and
+the lm_head LoRA is skipped when no adapter trains lm_head (`add_lora_logits`).
 
 `install()` swaps these into vLLM's CPU punica wrapper module; `vllm_entry` calls it in the API server and (as
 module-level code of the spawned main) in the engine-core process. DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's own.
@@ -34,15 +37,70 @@ def _slots(weights: torch.Tensor) -> torch.Tensor:
     return weights.squeeze(1) if weights.dim() == 4 else weights
 
 
+# Every LoRA layer of one forward step sees the same token → slot indices, and vLLM's stacked weights change only
+# when an adapter is (un)loaded (in place, which bumps the tensor's version counter). Derived tensors are memoised
+# on the owning tensor object itself, keyed by its version: they die with it, so a new tensor that happens to reuse
+# the memory can never hit a stale entry.
+_warned: list = []
+
+
+def _version(t: torch.Tensor) -> int | None:
+    """The in-place version counter; None for inference-mode tensors (they have none: never memoised)."""
+    try:
+        return t._version
+    except RuntimeError:
+        return None
+
+
+def _memo(owner: torch.Tensor, key: tuple, build) -> torch.Tensor:
+    if None in key:  # a tensor without a version counter takes part: compute afresh every time
+        if key[0] != "onehot" and not _warned:
+            _warned.append(key[0])
+            print("domainlm: LoRA weights without a version counter: weight caches off (slower)", file=sys.stderr)
+        return build()
+    store = getattr(owner, "_domainlm_memo", None)
+    if store is None:
+        store = {}
+        owner._domainlm_memo = store
+    hit = store.get(key)
+    if hit is None:
+        if len(store) > 16:
+            store.clear()
+        hit = store[key] = build()
+    return hit
+
+
+def _owner(t: torch.Tensor) -> torch.Tensor:
+    return t._base if t._base is not None else t
+
+
+def _onehot(indices: torch.Tensor, tokens: int, slots: int, dtype: torch.dtype) -> torch.Tensor:
+    """(T, L, 1): 1 where token t uses slot l; all zeros for tokens without an adapter (index < 0)."""
+    key = ("onehot", _version(indices), indices.storage_offset(), tokens, slots, dtype)
+    return _memo(_owner(indices), key,
+                 lambda: (indices[:tokens].unsqueeze(1) == torch.arange(slots)).to(dtype).unsqueeze(2))
+
+
+def _a_cat(a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(L, r, in) → (L·r, in): the shrink GEMM's weights, rebuilt only when an adapter is (un)loaded."""
+    return _memo(_owner(a), ("a", _version(a), tuple(a.shape), dtype),
+                 lambda: a.reshape(a.shape[0] * a.shape[1], -1).to(dtype).contiguous())
+
+
+def _b_cat(b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(L, out, r) → (L·r, out): the expand GEMM's right-hand side."""
+    return _memo(_owner(b), ("b", _version(b), tuple(b.shape), dtype),
+                 lambda: b.permute(0, 2, 1).reshape(b.shape[0] * b.shape[2], b.shape[1]).to(dtype).contiguous())
+
+
 def _shrink(inputs, lora_a, output, indices, scaling):
     a = _slots(lora_a)                                   # (L, r, hidden)
     slots, rank = a.shape[0], a.shape[1]
     tokens = output.shape[0]
+    # in the output's dtype (fp32 buffer, like vLLM's own CPU op): same numbers, one GEMM instead of T gathers
     x = inputs[:tokens].to(output.dtype)
-    y = (x @ a.reshape(slots * rank, -1).to(output.dtype).t()).view(tokens, slots, rank)
-    idx = indices[:tokens]
-    picked = y[torch.arange(tokens), idx.clamp(min=0)]   # (T, r)
-    picked = picked * (idx >= 0).unsqueeze(1).to(picked.dtype)
+    y = (x @ _a_cat(a, output.dtype).t()).view(tokens, slots, rank)
+    picked = (y * _onehot(indices, tokens, slots, y.dtype)).sum(dim=1)
     output[:, :rank] = scaling * picked
 
 
@@ -50,11 +108,9 @@ def _expand(inputs, lora_b, output, indices, offset, size, add_inputs):
     b = _slots(lora_b)                                   # (L, out, r)
     slots, out_dim, rank = b.shape
     tokens = output.shape[0]
-    idx = indices[:tokens]
-    z = torch.zeros(tokens, slots, rank, dtype=output.dtype)
-    keep = idx >= 0
-    z[keep.nonzero().squeeze(1), idx[keep]] = inputs[:tokens][keep].to(output.dtype)
-    result = z.view(tokens, slots * rank) @ b.permute(0, 2, 1).reshape(slots * rank, out_dim).to(output.dtype)
+    onehot = _onehot(indices, tokens, slots, b.dtype)
+    z = inputs[:tokens].to(b.dtype).unsqueeze(1) * onehot          # (T, L, r), zeros outside the token's slot
+    result = z.view(tokens, slots * rank) @ _b_cat(b, b.dtype)      # (T, out)
     width = min(size, out_dim)
     if add_inputs:
         output[:, offset:offset + width] += result[:, :width]
@@ -99,6 +155,78 @@ def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, se
 
 
 OPS = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice")
+def _versions(tensors) -> tuple:
+    versions = tuple((t.data_ptr(), _version(t), tuple(t.shape)) for t in tensors)
+    return None if any(v[1] is None for v in versions) else versions
+
+
+def _a_all(lora_a_stacked, dtype) -> torch.Tensor:
+    """All slices' A of a layer stacked: (S·L·r, in), so one GEMM shrinks every slice (q, k, v) at once."""
+    return _memo(_owner(lora_a_stacked[0]), ("a_all", _versions(lora_a_stacked), dtype),
+                 lambda: torch.cat([_a_cat(_slots(a), dtype) for a in lora_a_stacked]).contiguous())
+
+
+def _b_block(lora_b_stacked, output_slices, dtype) -> torch.Tensor:
+    """(S·L·r, Σ out): slice s's B in rows s·L·r… and columns of its output slice, zeros elsewhere."""
+    def build() -> torch.Tensor:
+        parts = [_slots(b) for b in lora_b_stacked]
+        block = torch.zeros(sum(p.shape[0] * p.shape[2] for p in parts), sum(output_slices), dtype=dtype)
+        row = col = 0
+        for b, size in zip(parts, output_slices, strict=True):
+            slots, out_dim, rank = b.shape
+            width = min(size, out_dim)
+            block[row:row + slots * rank, col:col + width] = _b_cat(b, dtype)[:, :width]
+            row, col = row + slots * rank, col + size
+        return block
+    return _memo(_owner(lora_b_stacked[0]), ("b_block", _versions(lora_b_stacked), tuple(output_slices), dtype),
+                 build)
+
+
+def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices, *, buffer=None, **kwargs):
+    """PunicaWrapperCPU.add_lora_linear fused over slices: one shrink GEMM (fp32, as vLLM's CPU op) and one
+    expand GEMM (weights' dtype) per projection instead of 2 per slice; the zero blocks of the expand add
+    (S−1)·L·r columns of work for packed q/k/v (S=3) and gate/up (S=2), no Python per slice.
+
+        y[:, slice s] += scale · (x @ A_s[idx[t]]ᵀ) @ B_s[idx[t]]ᵀ      for every token t, idx[t] < 0 → no LoRA
+    """
+    if self.is_prefill and self.no_lora:
+        return None
+    x2 = x.view(-1, x.shape[-1])
+    y2 = y.view(-1, y.shape[-1])
+    tokens = x2.shape[0]
+    first = _slots(lora_a_stacked[0])
+    slices, slots, rank = len(lora_a_stacked), first.shape[0], first.shape[1]
+    onehot = _onehot(self.token_lora_indices, tokens, slots, torch.float32).view(tokens, 1, slots, 1)
+    shrunk = (x2.to(torch.float32) @ _a_all(lora_a_stacked, torch.float32).t()).view(tokens, slices, slots, rank)
+    picked = (shrunk * onehot).sum(dim=2) * scale                       # (T, S, r): vLLM's fp32 buffer
+    z = picked.to(y2.dtype).unsqueeze(2) * onehot.to(y2.dtype)          # (T, S, L, r)
+    result = z.view(tokens, slices * slots * rank) @ _b_block(lora_b_stacked, output_slices, y2.dtype)
+    y2[:, :result.shape[1]] += result
+    return None
+
+
+def _any_nonzero(weights: torch.Tensor) -> bool:
+    return _memo(_owner(weights), ("nonzero", _version(weights), tuple(weights.shape)),
+                 lambda: bool(weights.count_nonzero()))
+
+
+def add_lora_logits(self, y, x, lora_a_stacked, lora_b_stacked, scale, *, buffer=None, **kwargs):
+    """PunicaWrapperCPU.add_lora_logits: adapters that do not train lm_head (the domainlm presets never do) leave
+    its LoRA slots all zero, so there is nothing to add — skipping saves a (T × L·r) @ (L·r × vocab) GEMM per step
+    and avoids vLLM's CPU path failing on prompt log-prob batches (one logits row per prompt token, but one
+    sampler index per sequence)."""
+    if not _any_nonzero(lora_b_stacked):
+        return None
+    y2 = y.view(-1, y.shape[-1])
+    x2 = x.view(-1, x.shape[-1])
+    indices = self.sampler_indices
+    if indices.shape[0] != x2.shape[0]:
+        raise RuntimeError("LoRA adapters with a trained lm_head cannot return prompt log-probs on the CPU engine "
+                           f"({x2.shape[0]} logits rows, {indices.shape[0]} sequences)")
+    shrunk = torch.zeros((x2.shape[0], lora_b_stacked.size(-1)), dtype=torch.float32)
+    _shrink(x2, lora_a_stacked, shrunk, indices, scale)
+    _expand(shrunk, lora_b_stacked, y2, indices, 0, y2.shape[1], True)
+    return None
 
 
 def install() -> bool:
@@ -111,5 +239,7 @@ def install() -> bool:
         return False
     for name in OPS:
         setattr(punica_cpu, name, globals()[name])
+    punica_cpu.PunicaWrapperCPU.add_lora_linear = add_lora_linear
+    punica_cpu.PunicaWrapperCPU.add_lora_logits = add_lora_logits
     print(f"domainlm: dense CPU multi-LoRA ops installed (pid {os.getpid()})", file=sys.stderr, flush=True)
     return True

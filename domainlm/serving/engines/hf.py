@@ -280,7 +280,7 @@ class HfEngine:
                 if not self.prompt_seen:
                     self.prompt_seen = True
                     return
-                for row, token in zip(rows, value.view(-1).tolist()):
+                for row, token in zip(rows, value.view(-1).tolist(), strict=True):
                     engine._advance(row, token, eos)
 
             def end(self):

@@ -13,7 +13,7 @@ export function gateText(gate) {
 
 function card(v, ctx) {
   const candidates = v.candidates.length ? v.candidates.map((n) => `v${n}`).join(", ") : t("common.none");
-  const shownVersion = v.production ?? v.candidates[v.candidates.length - 1];
+  const reported = v.reported[v.reported.length - 1];  // newest version with an eval report
   return h("article", { className: "card vertical", dataset: { vertical: v.name }, "aria-labelledby": `vt-${v.name}` },
     h("h3", { id: `vt-${v.name}` }, pick(v.title), " ", h("code", {}, v.name)),
     h("dl", {},
@@ -27,8 +27,8 @@ function card(v, ctx) {
     h("div", { className: "actions" },
       h("button", { type: "button", onclick: () => ctx.navigate("registry", { vertical: v.name }) },
         t("verticals.open_registry")),
-      h("button", { type: "button", disabled: shownVersion == null,
-        onclick: () => ctx.navigate("evals", { vertical: v.name, version: shownVersion }) }, t("verticals.open_report")),
+      h("button", { type: "button", disabled: reported == null,
+        onclick: () => ctx.navigate("evals", { vertical: v.name, version: reported }) }, t("verticals.open_report")),
       h("button", { type: "button", onclick: () => ctx.navigate("playground", { vertical: v.name }) },
         t("verticals.open_playground"))));
 }

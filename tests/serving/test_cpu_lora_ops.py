@@ -1,0 +1,75 @@
+"""domainlm's CPU multi-LoRA ops give vLLM's own CPU LoRA results (to bf16 rounding) on mixed-adapter batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
+
+from vllm.lora.ops.torch_ops import lora_ops as vllm_ops  # noqa: E402
+from vllm.lora.punica_wrapper import punica_cpu  # noqa: E402
+
+from domainlm.serving.engines import cpu_lora_ops  # noqa: E402
+
+VLLM_ADD_LORA_LINEAR = punica_cpu.PunicaWrapperCPU.add_lora_linear
+
+
+def wrapper(indices: torch.Tensor):
+    """A PunicaWrapperCPU whose per-token adapter indices are `indices` (decode step)."""
+    w = punica_cpu.PunicaWrapperCPU(max_num_batched_tokens=256, max_batches=8, device="cpu")
+    w._token_lora_indices[: len(indices)] = indices
+    w.indices_len[0] = len(indices)
+    w.is_prefill, w.no_lora = False, False
+    return w
+
+
+@pytest.mark.parametrize("tokens, slices", [(1, (576,)), (37, (576, 192, 192)), (64, (1536, 1536))])
+def test_fused_linear_matches_vllm_ops(tokens, slices, monkeypatch):
+    torch.manual_seed(tokens)
+    slots, rank = 4, 16
+    a = tuple(torch.randn(slots, 1, rank, 576, dtype=torch.bfloat16) * 0.05 for _ in slices)
+    b = tuple(torch.randn(slots, 1, out, rank, dtype=torch.bfloat16) * 0.05 for out in slices)
+    x = torch.randn(tokens, 576, dtype=torch.bfloat16)
+    indices = torch.randint(0, slots - 1, (tokens,))  # the last slot stays free, as vLLM keeps it for "no LoRA"
+    w = wrapper(indices)
+    expected = torch.randn(tokens, sum(slices), dtype=torch.bfloat16)
+    ours = expected.clone()
+    for name in cpu_lora_ops.OPS:  # vLLM's own per-token ops for the reference
+        monkeypatch.setattr(punica_cpu, name, getattr(vllm_ops, name))
+    VLLM_ADD_LORA_LINEAR(w, expected, x, a, b, 1.0, slices)
+    cpu_lora_ops.add_lora_linear(w, ours, x, a, b, 1.0, slices)
+    ulp = expected.float().abs().clamp(min=1e-2) * 2 ** -7  # one bf16 step
+    assert ((ours.float() - expected.float()).abs() <= ulp).all()
+
+
+def test_tokens_without_adapter_get_no_lora_and_logits_skip_zero_slots():
+    slots, rank = 3, 8
+    a = (torch.randn(slots, 1, rank, 64, dtype=torch.bfloat16),)
+    b = (torch.randn(slots, 1, 32, rank, dtype=torch.bfloat16),)
+    x = torch.randn(6, 64, dtype=torch.bfloat16)
+    w = wrapper(torch.tensor([0, -1, 2, -1, 1, 0]))
+    y = torch.zeros(6, 32, dtype=torch.bfloat16)
+    cpu_lora_ops.add_lora_linear(w, y, x, a, b, 1.0, (32,))
+    assert y[[1, 3]].abs().max() == 0 and y[[0, 2, 4, 5]].abs().max() > 0
+    logits = torch.randn(10, 100)
+    before = logits.clone()
+    zero_b = torch.zeros(slots, 1, 100, rank, dtype=torch.bfloat16)
+    cpu_lora_ops.add_lora_logits(w, logits, torch.randn(10, 64), torch.randn(slots, 1, rank, 64), zero_b, 1.0)
+    assert torch.equal(logits, before)  # 10 prompt-token rows vs 6 sequences: fine, nothing to add
+
+
+def test_prefill_indices_made_in_inference_mode_work():
+    """vLLM builds per-token prefill indices inside inference_mode: such tensors have no version counter."""
+    slots, rank = 2, 8
+    a = torch.randn(slots, 1, rank, 64, dtype=torch.bfloat16)
+    b = torch.randn(slots, 1, 32, rank, dtype=torch.bfloat16)
+    x = torch.randn(5, 64, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        buffer = torch.zeros(5, rank)
+        cpu_lora_ops.sgmv_shrink(x, a, buffer, None, torch.tensor([2, 3]), torch.tensor([0, 1]), 2, 3, 5, 1.0)
+        out = torch.zeros(5, 32, dtype=torch.bfloat16)
+        cpu_lora_ops.sgmv_expand(buffer, b, out, None, torch.tensor([2, 3]), torch.tensor([0, 1]), 2, 3, 5, True)
+    reference = torch.stack([(x[t].float() @ a[i, 0].float().t()) for t, i in enumerate([0, 0, 1, 1, 1])])
+    assert torch.allclose(buffer, reference, atol=1e-2, rtol=1e-2)
+    assert out.abs().max() > 0
