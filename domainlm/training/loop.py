@@ -25,6 +25,7 @@ from domainlm import log, progress
 from domainlm.data import dataset
 from domainlm.data.batching import RowOrder, collate, micro_batch_rows, step_rows
 from domainlm.errors import ConfigError
+from domainlm.kernels.ops import compiled as compiled_ops
 from domainlm.training import checkpoint
 from domainlm.training.artifact import write_adapter
 from domainlm.training.config import TrainConfig
@@ -88,6 +89,8 @@ class Trainer:
         if why:
             logger.info("generic kernels", reason=why)
         self.module = CausalLMLoss(peft_model, self.kernels, cfg.train.ce_chunk, cfg.train.gradient_checkpointing)
+        self.compiled = compiled_ops.enable(self.kernels == "fused" and (
+            cfg.train.compile == "on" or (cfg.train.compile == "auto" and self.device.type == "cpu")))
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         t = cfg.train
         self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
@@ -102,7 +105,8 @@ class Trainer:
             self._resume()
         self.metrics = MetricsLog(self.run_dir, enabled=self.main, tensorboard=cfg.log.tensorboard,
                                   resume_step=self.step)
-        logger.info("training setup", name=cfg.name, kernels=self.kernels, dtype=str(self.dtype)[6:],
+        logger.info("training setup", name=cfg.name, kernels=self.kernels, compiled=self.compiled,
+                    dtype=str(self.dtype)[6:],
                     device=str(self.device), processes=self.world, steps=self.total_steps, start_step=self.step,
                     rows=len(self.data.train), rows_per_step=self.rows_per_step)
         return self
@@ -265,7 +269,8 @@ class Trainer:
 
     def resolved_config(self) -> dict:
         config = self.cfg.model_dump(mode="json")
-        config["resolved"] = {"lora": self.lora, "kernels": self.kernels, "dtype": str(self.dtype)[6:],
+        config["resolved"] = {"lora": self.lora, "kernels": self.kernels, "compiled": self.compiled,
+                              "dtype": str(self.dtype)[6:],
                               "processes": self.world, "total_steps": self.total_steps,
                               "rows_per_step": self.rows_per_step, "base_path": str(self.base.path)}
         return config

@@ -20,9 +20,9 @@ CONFIG = REPO / "configs" / "pipeline" / "quickstart.yaml"
 
 def test_smoke_section_merges_and_typos_fail_at_load(tmp_path):
     cfg = load_pipeline(CONFIG, smoke=True)
-    assert cfg.eval.limit == 4 and "train.max_steps=2" in cfg.train.overrides and cfg.smoke == {}
+    assert cfg.eval.limit == 2 and "train.max_steps=2" in cfg.train.overrides and cfg.smoke == {}
     bad = tmp_path / "q.yaml"
-    bad.write_text(CONFIG.read_text().replace("    limit: 4", "    limitt: 4"))
+    bad.write_text(CONFIG.read_text().replace("    limit: 2", "    limitt: 2"))
     with pytest.raises(ConfigError, match="limitt"):
         load_pipeline(bad)
 

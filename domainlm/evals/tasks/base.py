@@ -77,7 +77,10 @@ def render_options(choices: tuple[str, ...]) -> str:
 
 def render(task: Task, item: Item) -> str:
     """The question as the model sees it (without shots and without the answer)."""
-    return task.template.format(**item.fields, options=render_options(item.choices))
+    values = dict(item.fields)
+    if item.choices or "options" not in values:  # {options} is the rendered choice list (it wins over a column)
+        values["options"] = render_options(item.choices)
+    return task.template.format(**values)
 
 
 def answer_text(task: Task, item: Item) -> str:

@@ -111,7 +111,7 @@ def load_task_file(path: str | Path) -> Task:
                 description=spec.description or f"user task from {path.name}")
     if not spec.fields.messages:  # chat-native rows are sent as their messages; the template is not used
         try:
-            task.template.format(**{k: "" for k in items[0].fields}, options="")
+            task.template.format(**{**{k: "" for k in items[0].fields}, "options": ""})
         except (KeyError, IndexError) as exc:
             raise DataError(f"{path}: template refers to {exc} which is not a column of {data.name}") from None
     return task

@@ -1,8 +1,7 @@
 """SwiGLU on a fused gate/up projection: silu(gate) · up, saving only the [T, 2I] input for backward.
 
 Autograd through `act(gate) * up` keeps gate, up and silu(gate); this op keeps the one gate‖up tensor (the
-output of the fused gate/up GEMM, alive anyway), recomputes silu in backward and writes both halves of the
-gradient straight into one [T, 2I] tensor (no cat):
+output of the fused gate/up GEMM, alive anyway) and recomputes silu in backward:
 d gate = g · up · σ(gate) · (1 + gate · (1 − σ(gate)))  (aten silu_backward),  d up = g · silu(gate).
 """
 
@@ -11,19 +10,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from domainlm.kernels.ops.compiled import elementwise
 
+
+@elementwise
 def swiglu_forward(gate_up: torch.Tensor) -> torch.Tensor:
     gate, up = gate_up.chunk(2, dim=-1)
     return F.silu(gate) * up
 
 
+@elementwise
 def swiglu_backward(grad: torch.Tensor, gate_up: torch.Tensor) -> torch.Tensor:
     gate, up = gate_up.chunk(2, dim=-1)
-    grads = torch.empty_like(gate_up)
-    d_gate, d_up = grads.chunk(2, dim=-1)
-    torch.mul(grad, F.silu(gate), out=d_up)
-    d_gate.copy_(torch.ops.aten.silu_backward(grad * up, gate))   # fused σ(g)·(1 + g·(1 − σ(g))) · (grad·up)
-    return grads
+    d_gate = torch.ops.aten.silu_backward(grad * up, gate)   # σ(g)·(1 + g·(1 − σ(g))) · (grad·up), one kernel
+    return torch.cat([d_gate, grad * F.silu(gate)], dim=-1)
 
 
 class _SwiGLU(torch.autograd.Function):

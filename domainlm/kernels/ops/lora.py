@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from domainlm.kernels.ops.activation import swiglu_backward, swiglu_forward
-from domainlm.kernels.ops.norm import rms_norm_backward, rms_norm_forward
+from domainlm.kernels.ops.norm import rms_norm_apply, rms_norm_backward, rms_norm_forward
 
 PROLOGUES = (None, "rmsnorm", "swiglu")
 
@@ -76,7 +76,7 @@ class _FusedLoRALinear(torch.autograd.Function):
     def backward(ctx, grad_y):
         src, norm_weight, rstd, xa, weight, a_cat, b_bd, mask = ctx.saved_tensors
         if ctx.prologue == "rmsnorm":   # recompute the normed input from the saved residual and rstd
-            x = norm_weight * (src.float() * rstd).to(src.dtype)
+            x = rms_norm_apply(src, norm_weight, rstd)
         elif ctx.prologue == "swiglu":
             x = swiglu_forward(src)
         else:

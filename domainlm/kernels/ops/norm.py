@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import torch
 
+from domainlm.kernels.ops.compiled import elementwise
 
+
+@elementwise
 def rms_norm_forward(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, rstd): y = w · (x · rstd) in x's dtype, rstd = 1/√(mean(x²) + eps) in fp32 per token."""
     xf = x.float()
@@ -16,6 +19,13 @@ def rms_norm_forward(x: torch.Tensor, weight: torch.Tensor, eps: float) -> tuple
     return weight * (xf * rstd).to(x.dtype), rstd
 
 
+@elementwise
+def rms_norm_apply(x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
+    """The forward output again from x and its saved rstd (backward recomputes instead of holding it)."""
+    return weight * (x.float() * rstd).to(x.dtype)
+
+
+@elementwise
 def rms_norm_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
     xhat = x.float() * rstd
     gw = grad.float() * weight.float()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from domainlm.kernels.ops.compiled import elementwise
+
 
 def signed_sin(sin: torch.Tensor) -> torch.Tensor:
     half = sin.shape[-1] // 2
@@ -21,17 +23,27 @@ def _swap_halves(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((x[..., half:], x[..., :half]), dim=-1)
 
 
+@elementwise
+def rope_forward(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    return torch.addcmul(x * cos, _swap_halves(x), sin_signed)
+
+
+@elementwise
+def rope_backward(grad: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+    # y_i = x_i cos_i + x_{i±half} s_i  →  dx_j = g_j cos_j + g_{j±half} s_{j±half}
+    return grad * cos + _swap_halves(grad * sin_signed)
+
+
 class _Rope(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, cos, sin_signed):
         ctx.save_for_backward(cos, sin_signed)
-        return torch.addcmul(x * cos, _swap_halves(x), sin_signed)
+        return rope_forward(x, cos, sin_signed)
 
     @staticmethod
     def backward(ctx, grad):
         cos, sin_signed = ctx.saved_tensors
-        # y_i = x_i cos_i + x_{i±half} s_i  →  dx_j = g_j cos_j + g_{j±half} s_{j±half}
-        return torch.add(grad * cos, _swap_halves(grad * sin_signed)), None, None
+        return rope_backward(grad, cos, sin_signed), None, None
 
 
 def rope(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
