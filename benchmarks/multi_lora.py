@@ -5,6 +5,9 @@
 Each variant runs in a fresh process with the offline engine (vllm.LLM, eager, greedy, ignore_eos so every
 variant generates exactly prompts × max_tokens tokens) and prints output tokens/s and the ratio to `base`:
 
+  paired-*         ONE LoRA-enabled engine alternating base-only and mixed 3-adapter batches (3 rounds each):
+                   the ratio least disturbed by a shared machine. -vllm-ops: vLLM's CPU LoRA ops; -dense:
+                   domainlm's; -dense-r8: rank-8 adapters
   base             the base model, no LoRA
   lora-vllm-ops    3 adapters (r16, all linear projections) mixed in every batch, vLLM's own CPU LoRA ops
   lora-dense       the same, with domainlm's dense CPU LoRA ops (serving/engines/cpu_lora_ops.py; the gateway's
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -57,11 +61,22 @@ def worker(spec: dict) -> dict:
     requests = [loras[i % len(loras)] for i in range(len(prompts))] if loras else None
     llm.generate(prompts[: max(4, len(loras))], SamplingParams(max_tokens=4),
                  lora_request=requests[: max(4, len(loras))] if requests else None, use_tqdm=False)
-    started = time.perf_counter()
-    outputs = llm.generate(prompts, params, lora_request=requests, use_tqdm=False)
-    seconds = time.perf_counter() - started
-    tokens = sum(len(o.outputs[0].token_ids) for o in outputs)
-    return {"tokens": tokens, "seconds": seconds}
+
+    def timed(lora_requests) -> tuple[int, float]:
+        started = time.perf_counter()
+        outputs = llm.generate(prompts, params, lora_request=lora_requests, use_tqdm=False)
+        return sum(len(o.outputs[0].token_ids) for o in outputs), time.perf_counter() - started
+
+    if not spec.get("paired"):
+        tokens, seconds = timed(requests)
+        return {"tokens": tokens, "seconds": seconds}
+    # paired: base-only and mixed-adapter batches alternate on the same engine, so machine noise hits both
+    rounds = {"base": [], "mixed": []}
+    for _ in range(spec.get("rounds", 3)):
+        for kind, lora_requests in (("base", None), ("mixed", requests)):
+            tokens, seconds = timed(lora_requests)
+            rounds[kind].append(tokens / seconds)
+    return {"tokens": tokens, "seconds": seconds, "rounds": rounds}
 
 
 def run_variant(spec: dict, env: dict, work: Path) -> dict:
@@ -79,7 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--variants", default="base,lora-vllm-ops,lora-dense,lora-dense-r8,lora-dense-1,merged")
+    parser.add_argument("--variants", default="paired-vllm-ops,paired-dense,paired-dense-r8,base,lora-dense,merged")
     parser.add_argument("--adapters", default=None, help="three artifact folders, comma-separated (default: "
                                                          "untrained r16 adapters with the training preset)")
     parser.add_argument("--workdir", default=None)
@@ -102,6 +117,7 @@ def main() -> None:
     env = {**select_backend().serving_env(), "VLLM_CPU_KVCACHE_SPACE": "2"}
     common = {"model": str(base.path), "prompts": args.prompts, "max_tokens": args.max_tokens, "rank": 16}
     results: dict[str, dict] = {}
+    paired: dict[str, dict] = {}
     for variant in args.variants.split(","):
         started = time.perf_counter()
         if variant == "base":
@@ -114,6 +130,17 @@ def main() -> None:
         elif variant == "lora-dense-r8":
             r8 = [str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
             results[variant] = run_variant({**common, "adapters": r8, "rank": 8}, env, work)
+        elif variant in ("paired-vllm-ops", "paired-dense", "paired-dense-r8"):
+            adapters = r16 if not variant.endswith("r8") else [
+                str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
+            ops_env = {"DOMAINLM_VLLM_LORA_OPS": "vllm"} if variant == "paired-vllm-ops" else {}
+            paired[variant] = run_variant({**common, "adapters": adapters, "paired": True,
+                                           "rank": 8 if variant.endswith("r8") else 16}, {**env, **ops_env}, work)
+            rounds = paired[variant]["rounds"]
+            print(f"{variant:15s} base-only {[round(r) for r in rounds['base']]} tok/s, mixed 3-adapter "
+                  f"{[round(r) for r in rounds['mixed']]} tok/s, median ratio "
+                  f"{median(rounds['mixed']) / median(rounds['base']):.2f}x", flush=True)
+            continue
         elif variant == "lora-dense-1":
             results[variant] = run_variant({**common, "adapters": r16[:1]}, env, work)
         elif variant == "merged":
@@ -123,6 +150,10 @@ def main() -> None:
         r = results[variant]
         print(f"{variant:15s} {r['tokens'] / r['seconds']:8.1f} tok/s  ({r['tokens']} tokens in {r['seconds']:.1f} s;"
               f" variant took {time.perf_counter() - started:.0f} s)", flush=True)
+    for variant, r in paired.items():
+        print(f"{variant}: mixed 3-adapter batch / base-only batch on the same engine = "
+              f"{median(r['rounds']['mixed']) / median(r['rounds']['base']):.2f}x (median of "
+              f"{len(r['rounds']['base'])} alternating rounds)")
     if "base" in results:
         base_rate = results["base"]["tokens"] / results["base"]["seconds"]
         print(f"\nprompts={args.prompts} max_tokens={args.max_tokens}, ratio to base-only throughput:")

@@ -67,6 +67,9 @@ def draw(report: dict, folder: Path) -> list[Path]:
                        yerr=[[c["effect"] - c["ci_low"] for c in cmp], [c["ci_high"] - c["effect"] for c in cmp]],
                        capsize=3)
             ax.axhline(0, color="black", linewidth=0.8)
+            limit = (report.get("gates") or {}).get("max_general_regression")
+            if limit is not None:  # the promotion gate: the adapter may lose at most this much
+                ax.axhline(-limit, color="red", linestyle="--", linewidth=1, label=f"gate −{limit:g} points")
             ax.set_ylabel("adapter − base (points)")
             ax.legend(fontsize=8)
         else:

@@ -115,7 +115,18 @@ def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: 
         "tasks": {p.task.name: _task_result(p, per_item[p.task.name], subjects, boot) for p in plans},
         "summary": summaries[first.label] if first else None,
         "summaries": summaries,
+        "gates": _gates(cfg.vertical),
     }
+
+
+def _gates(vertical: str) -> dict | None:
+    """The vertical's promotion gates, for readers of the report (the registry applies them, not this file)."""
+    try:
+        from domainlm.verticals import get_vertical
+
+        return get_vertical(vertical).gates.model_dump()
+    except Exception:  # a suite without a registered vertical (configs/eval/general.yaml) has no gates
+        return None
 
 
 def write_report(report: dict, folder: Path, cfg) -> dict:

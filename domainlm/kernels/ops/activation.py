@@ -26,6 +26,28 @@ def swiglu_backward(grad: torch.Tensor, gate_up: torch.Tensor) -> torch.Tensor:
     return torch.cat([d_gate, grad * F.silu(gate)], dim=-1)
 
 
+@elementwise
+def swiglu_forward_keep_sigmoid(gate_up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(silu(gate)·up, σ(gate)): with σ kept, backward needs no exponential (the costly part on CPU)."""
+    gate, up = gate_up.float().chunk(2, dim=-1)
+    sig = torch.sigmoid(gate)
+    return (gate * sig * up).to(gate_up.dtype), sig.to(gate_up.dtype)
+
+
+@elementwise
+def swiglu_from_sigmoid(gate_up: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.float().chunk(2, dim=-1)
+    return (gate * sig.float() * up).to(gate_up.dtype)
+
+
+@elementwise
+def swiglu_backward_from_sigmoid(grad: torch.Tensor, gate_up: torch.Tensor, sig: torch.Tensor) -> torch.Tensor:
+    gate, up = gate_up.float().chunk(2, dim=-1)
+    s, g = sig.float(), grad.float()
+    d_gate = g * up * s * (1.0 + gate * (1.0 - s))
+    return torch.cat([d_gate, g * gate * s], dim=-1).to(gate_up.dtype)
+
+
 class _SwiGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gate_up):

@@ -5,14 +5,19 @@ softmax and gradient alive (SmolLM2: 4096 × 49152 × 4 B ≈ 0.8 GB per copy). 
 projected, reduced to its loss, and turned straight into dL/dh (and dL/dW when W is trained) while it is hot.
 Because the gradient is formed in the forward pass, backward is a scale: call backward once per forward.
 
-Every pass over a chunk's [C, V] logits runs in place in two reused buffers (bf16 GEMM output, fp32 work), kept
-between calls: on CPU a fresh 100 MB tensor costs page faults (~25k of them) on every allocation, which measured
-slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=256, V=49152: 75 MB).
+Eager: every pass over a chunk's [C, V] logits runs in place in two reused buffers (bf16 GEMM output, fp32 work),
+kept between calls: on CPU a fresh 100 MB tensor costs page faults (~25k of them) on every allocation, which
+measured slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=256, V=49152: 75 MB). With compiled
+elementwise ops (kernels/ops/compiled.py) the loss and dL/dlogits come from one fused reduction + pointwise pass
+over the compute-dtype logits instead.
 """
 
 from __future__ import annotations
 
 import torch
+
+from domainlm.kernels.ops.compiled import elementwise
+from domainlm.kernels.ops.compiled import enabled as compiled_enabled
 
 IGNORE = -100
 _WORKSPACE: dict[tuple, torch.Tensor] = {}
@@ -32,11 +37,31 @@ def release_workspace() -> None:
     _WORKSPACE.clear()
 
 
+@elementwise
+def _loss_and_dlogits(logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor):
+    """(Σ CE, softmax − one-hot) from compute-dtype logits: compiled, one reduction pass (max, Σexp) and one
+    pointwise pass that writes the gradient in the logits' dtype; no fp32 [C, V] buffer is materialised."""
+    lf = logits.float()
+    peak = lf.amax(-1, keepdim=True)
+    exps = torch.exp(lf - peak)
+    total = exps.sum(-1, keepdim=True)
+    lse = peak + torch.log(total)
+    loss = ((lse.squeeze(1) - lf.gather(1, targets[:, None]).squeeze(1)) * valid).sum()
+    columns = torch.arange(logits.shape[1], device=logits.device)[None, :]
+    probs = exps / total
+    grad = torch.where(columns == targets[:, None], probs - 1.0, probs) * valid[:, None]
+    return loss, grad.to(logits.dtype)
+
+
 def _chunk_loss_and_grad(h: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, want_grad: bool):
     """(Σ CE over the chunk, dL/dlogits in h's dtype or None)."""
     rows, vocab = h.shape[0], weight.shape[0]
     low = _buffer("low", rows, vocab, h.dtype, h.device)
     torch.mm(h, weight.t(), out=low)                                     # logits in the compute dtype
+    if want_grad and compiled_enabled():
+        valid = targets != IGNORE
+        safe = torch.where(valid, targets, torch.zeros_like(targets)).long()
+        return _loss_and_dlogits(low, safe, valid.to(torch.float32))
     work = low.float() if h.dtype == torch.float32 else _buffer("fp32", rows, vocab, torch.float32, h.device)
     if work.data_ptr() != low.data_ptr():
         work.copy_(low)

@@ -222,6 +222,9 @@ def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_sl
     expand = _memo(owner, ("expand_gemm", _versions(lora_b_stacked), tuple(output_slices), y2.dtype),
                    lambda: _Gemm(_b_block(lora_b_stacked, output_slices, y2.dtype)))
     indices = self.token_lora_indices[:tokens]
+    if not _memo(_owner(indices), ("any", _version(indices), indices.storage_offset(), tokens),
+                 lambda: bool((indices >= 0).any())):
+        return None  # base-only batch: nothing to add (vLLM's CPU ops compute it anyway)
     where = indices.clamp(min=0).view(tokens, 1, 1, 1).expand(tokens, slices, 1, rank)
     shrunk = shrink(x2.to(y2.dtype)).view(tokens, slices, slots, rank)      # every slot, every slice
     picked = shrunk.gather(2, where)                                       # each token's own slot
