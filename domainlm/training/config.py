@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from domainlm.config import Strict
 
@@ -68,9 +68,15 @@ class OptimConfig(Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # base weights + compute dtype; auto = bf16 where supported
     gradient_checkpointing: bool = False           # recompute activations in backward (less memory, ~1.3× compute)
     kernels: Literal["auto", "fused", "hf"] = "auto"  # fused domainlm ops (llama-like families) or the HF modules
-    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile the fused ops' elementwise parts (auto: on CPU)
+    compile: Literal["auto", "on", "off"] = "off"  # torch.compile the fused ops' elementwise parts (auto: on CPU)
     ce_chunk: int = Field(256, ge=16)              # tokens per chunk of the fused lm-head + CE (workspace C×V×6 B)
     threads: int | None = Field(None, ge=1)        # torch CPU threads per process (None: torch default)
+
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value):   # YAML reads a bare on/off as true/false
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class EvalConfig(Strict):

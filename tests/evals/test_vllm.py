@@ -42,6 +42,7 @@ def test_hf_and_vllm_agree_on_accuracy_and_log_likelihoods(base_model, trained_a
     tokenizer = AutoTokenizer.from_pretrained(base_model.path)
     builder = PromptBuilder(tokenizer)
     task = build_task("medmcqa", TaskContext("medical", 1234))
+    task.template = "Question: {question}\nAnswer:"  # cloze form: half the prompt tokens (vLLM scores every position)
     items = sample_items(task.items, MC_ITEMS, 1234, task.name)
     mc = [r for item in items for r in builder.loglikelihood_requests(task, item, 0)]
     nll_task = load_task_file(write_nll_task(tmp_path))

