@@ -72,6 +72,12 @@ def latency_pairs(direct: tuple, gateway: tuple, messages: list, pairs: int) -> 
     return out
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=16)
@@ -118,7 +124,9 @@ def main() -> None:
         for _ in range(args.rounds):
             rates["direct"].append(asyncio.run(throughput(*direct, messages, args.streams, args.max_tokens)))
             rates["gateway"].append(asyncio.run(throughput(*through, messages, args.streams, args.max_tokens)))
+        cpu_before = process_cpu_seconds(gateway.pid)
         d_lat, g_lat = latency_pairs(direct, through, messages, args.pairs)
+        gateway_cpu_ms = (process_cpu_seconds(gateway.pid) - cpu_before) * 1000 / (args.pairs + 5)
     finally:
         if gateway is not None:
             gateway.terminate()
@@ -134,7 +142,10 @@ def main() -> None:
     print(f"throughput ratio gateway/direct = {gateway_rate / direct_rate:.3f}  (target >= 0.95)")
     print(f"1-token latency direct  p50 {percentile(d_lat, 50):.2f} ms  p99 {percentile(d_lat, 99):.2f} ms")
     print(f"1-token latency gateway p50 {percentile(g_lat, 50):.2f} ms  p99 {percentile(g_lat, 99):.2f} ms")
-    print(f"added latency p50 = {added[50]:.2f} ms (target <= 3 ms), p99 = {added[99]:.2f} ms")
+    pairs = sorted(g - d for g, d in zip(g_lat, d_lat, strict=True))
+    print(f"added latency p50 = {added[50]:.2f} ms (target <= 3 ms), p99 = {added[99]:.2f} ms; "
+          f"median of paired differences {percentile(pairs, 50):.2f} ms")
+    print(f"gateway process CPU per request = {gateway_cpu_ms:.2f} ms (the load-independent part of the overhead)")
 
 
 if __name__ == "__main__":

@@ -92,7 +92,7 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6   # Linux: KiB → GB
 
 
-# ---- the two sides (each in its own process) --------------------------------------------------------------------------
+# ---- the two sides (each in its own process) ---------------------------------------------------------------------
 def run_baseline(args) -> dict:
     """A plain HF Trainer + PEFT script, written the way a user would."""
     import torch
@@ -115,7 +115,7 @@ def run_baseline(args) -> dict:
             if e.targets[i - 1] != IGNORE:
                 row[i] = int(e.input_ids[i])
         labels.append(row)
-    dataset = [{"input_ids": e.input_ids.tolist(), "labels": label} for e, label in zip(encoded, labels)]
+    dataset = [{"input_ids": e.input_ids.tolist(), "labels": label} for e, label in zip(encoded, labels, strict=True)]
     model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.bfloat16)
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                              target_modules=list(PRESETS[base.family].targets),
@@ -189,7 +189,7 @@ def summarise(name: str, steps: list[dict], encoded, args, model_config, lora_pa
             "peak_rss_gb": peak_rss_gb(), "final_loss": sum(losses[-5:]) / len(losses[-5:]), "losses": losses}
 
 
-# ---- driver ------------------------------------------------------------------------------------------------------------
+# ---- driver -------------------------------------------------------------------------------------------------------
 def child(args) -> None:
     import torch
 
@@ -221,7 +221,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--warmup", type=int, default=0, help="warmup steps (default 0: HF warmup starts at lr 0, domainlm at lr/warmup)")
+    parser.add_argument("--warmup", type=int, default=0,
+                        help="warmup steps (default 0: HF's warmup starts at lr 0, domainlm's at lr/warmup)")
     parser.add_argument("--skip", type=int, default=2, help="first steps left out of tokens/s (warm-up)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model", default=None, help="base model (default: the embedded smollm2-135m)")

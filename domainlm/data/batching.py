@@ -10,8 +10,6 @@ perm_{p // N}[p % N], so the rows of any step are known without replaying the on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-
 import numpy as np
 import torch
 
@@ -30,7 +28,9 @@ class Batch:
     n_targets: int                     # tokens that carry loss
 
     def to(self, device) -> Batch:
-        move = (lambda t: None if t is None else t.to(device, non_blocking=True))
+        def move(t):
+            return None if t is None else t.to(device, non_blocking=True)
+
         return Batch(move(self.input_ids), move(self.position_ids), move(self.targets), move(self.attention_mask),
                      move(self.cu_seqlens), self.max_seqlen, self.n_tokens, self.n_targets)
 
@@ -71,12 +71,15 @@ class RowOrder:
         if n_rows <= 0:
             raise ValueError("no rows to order")
         self.n_rows, self.seed, self.shuffle = n_rows, seed, shuffle
+        self._epochs: dict[int, np.ndarray] = {}
 
-    @lru_cache(maxsize=4)
     def epoch(self, epoch: int) -> np.ndarray:
-        if not self.shuffle:
-            return np.arange(self.n_rows)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n_rows)
+        if epoch not in self._epochs:
+            if len(self._epochs) > 4:
+                self._epochs.clear()
+            self._epochs[epoch] = (np.random.default_rng([self.seed, epoch]).permutation(self.n_rows)
+                                   if self.shuffle else np.arange(self.n_rows))
+        return self._epochs[epoch]
 
     def take(self, start: int, count: int) -> list[int]:
         """Row indices at global positions start … start + count - 1."""

@@ -31,7 +31,7 @@ def summary_rows(pipeline) -> list[dict]:
             "significant": summary.get("significant"),
             "general_regression": summary.get("general_regression"),
             "train_tokens_per_s": train_metrics.get("tokens_per_s"),
-            "final_train_loss": train_metrics.get("final_loss") or train_metrics.get("train_loss"),
+            "final_train_loss": train_metrics.get("train_loss_final"),
             "question": answer.get("question"),
             "answer": answer.get("answer"),
             "served_by": answer.get("served_by") or answer.get("adapter"),

@@ -75,17 +75,17 @@ def _group(modules: list, adapter: str) -> LoRAGroup:
     else:
         fused = torch.cat([w.detach() for w in weights])
         row = 0
-        for base, w in zip(bases, weights):   # re-point each module at its rows of the fused storage
+        for base, w in zip(bases, weights, strict=True):   # re-point each module at its rows of the fused storage
             base.weight = torch.nn.Parameter(fused[row:row + w.shape[0]], requires_grad=False)
             row += w.shape[0]
     biases = [b.bias for b in bases]
     bias = None if all(b is None for b in biases) else torch.cat(
         [b.detach() if b is not None else torch.zeros(w.shape[0], dtype=fused.dtype, device=fused.device)
-         for b, w in zip(biases, weights)])
+         for b, w in zip(biases, weights, strict=True)])
     lora_a, lora_b, scalings, dropout = [], [], [], 0.0
     adapted = [hasattr(m, "lora_A") and adapter in m.lora_A for m in modules]
     if any(adapted):
-        for module, has, w in zip(modules, adapted, weights):
+        for module, has, w in zip(modules, adapted, weights, strict=True):
             if has:
                 lora_a.append(module.lora_A[adapter].weight)
                 lora_b.append(module.lora_B[adapter].weight)

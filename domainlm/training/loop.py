@@ -26,6 +26,7 @@ from domainlm.data import dataset
 from domainlm.data.batching import RowOrder, collate, micro_batch_rows, step_rows
 from domainlm.errors import ConfigError
 from domainlm.kernels.ops import compiled as compiled_ops
+from domainlm.kernels.ops.cross_entropy import release_workspace
 from domainlm.training import checkpoint
 from domainlm.training.artifact import write_adapter
 from domainlm.training.config import TrainConfig
@@ -290,8 +291,13 @@ class Trainer:
         return final
 
     def close(self) -> None:
+        """Release what the run held process-wide (the pipeline trains several verticals in one process)."""
         self.metrics.close()
         self.accelerator.end_training()
+        release_workspace()
+        compiled_ops.enable(False)
+        if self.device.type == "cpu":
+            torch.set_flush_denormal(False)
 
 
 class _NoBar:

@@ -24,10 +24,11 @@ def load_tokenizer(path):
 def _quantization_config(kind: str, device: torch.device, dtype: torch.dtype):
     if kind == "none":
         return None
-    if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
+    have_bnb = importlib.util.find_spec("bitsandbytes") is not None
+    if device.type != "cuda" or not have_bnb:
         raise ConfigError(
             f"lora.quantize: {kind} (QLoRA) needs the bitsandbytes package and a CUDA GPU; this run has "
-            f"device={device.type}, bitsandbytes {'installed' if importlib.util.find_spec('bitsandbytes') else 'missing'}."
+            f"device={device.type}, bitsandbytes {'installed' if have_bnb else 'missing'}."
             " Set lora.quantize: none to train plain LoRA on bf16/fp32 base weights.")
     from transformers import BitsAndBytesConfig
 
@@ -63,7 +64,7 @@ def load_lora_model(base_path, lora: dict, *, device: torch.device, dtype: torch
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise ConfigError(f"lora.target_modules {lora['target_modules']}: {exc}") from None
-    for name, param in model.named_parameters():
+    for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()
     if gradient_checkpointing:

@@ -1,8 +1,8 @@
 """LoRA presets per model family (config.model_type): which modules to adapt, and the default r/alpha/dropout.
 
 Targets are every linear projection of attention and MLP ("all-linear"): the QLoRA paper found adapting all of
-them is what matches full fine-tuning, where attention-only LoRA falls short. Dropout defaults to 0: on CPU one dropout mask costs one RNG draw
-per input element (≈ as much as the LoRA GEMMs); set lora.dropout to turn it on.
+them is what matches full fine-tuning, where attention-only LoRA falls short. Dropout defaults to 0: on CPU one
+dropout mask costs one RNG draw per input element (about as much as the LoRA GEMMs); set lora.dropout to use it.
 """
 
 from __future__ import annotations

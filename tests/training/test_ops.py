@@ -60,7 +60,7 @@ def test_fused_lora_group_matches_per_projection_reference(dtype, tol):
     out, g_ours = grads(ours, x, a[0], b[0], a[2], b[2])
     expected, g_ref = grads(ref, x, a[0], b[0], a[2], b[2])
     assert out.shape == (2, 11, 40) and rel(out, expected) < tol
-    for got, want in zip(g_ours, g_ref):
+    for got, want in zip(g_ours, g_ref, strict=True):
         assert got.dtype == want.dtype and rel(got, want) < tol * 2
 
 
@@ -96,10 +96,11 @@ def test_rms_norm_and_swiglu_match_reference(dtype, tol):
 def test_varlen_attention_never_crosses_rows(dtype, tol):
     torch.manual_seed(0)
     cu = [0, 5, 12, 20]
-    q, k, v = torch.randn(20, 6, 16, dtype=dtype), torch.randn(20, 2, 16, dtype=dtype), torch.randn(20, 2, 16, dtype=dtype)
+    q = torch.randn(20, 6, 16, dtype=dtype)
+    k, v = torch.randn(20, 2, 16, dtype=dtype), torch.randn(20, 2, 16, dtype=dtype)
     out, g_ours = grads(lambda q, k, v: varlen_attention(q, k, v, cu), q, k, v)
     ref, g_ref = grads(lambda q, k, v: reference_attention(q, k, v, cu), q, k, v)
-    assert rel(out, ref) < tol and all(rel(a, b) < tol * 2 for a, b in zip(g_ours, g_ref))
+    assert rel(out, ref) < tol and all(rel(a, b) < tol * 2 for a, b in zip(g_ours, g_ref, strict=True))
     alone = varlen_attention(q[5:12], k[5:12], v[5:12], [0, 7])
     assert rel(out[5:12], alone) < 1e-6    # the middle row sees nothing of its neighbours
 
@@ -135,7 +136,7 @@ def test_fused_lora_prologue_is_recomputed_exactly(prologue):
 
     out, got = grads(fused, src, a, b)
     ref, want = grads(separate, src, a, b)
-    assert rel(out, ref) < 1e-6 and all(rel(x, y) < 1e-5 for x, y in zip(got, want))
+    assert rel(out, ref) < 1e-6 and all(rel(x, y) < 1e-5 for x, y in zip(got, want, strict=True))
 
 
 @pytest.mark.slow
@@ -162,7 +163,8 @@ def test_compiled_elementwise_ops_match_eager():
     try:
         for fn, args in cases:
             got, want = fn(*args), fn.eager(*args)
-            for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+            got, want = (x if isinstance(x, tuple) else (x,) for x in (got, want))
+            for a, b in zip(got, want, strict=True):
                 assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), fn.__name__
     finally:
         compiled.enable(False)

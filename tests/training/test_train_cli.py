@@ -61,7 +61,7 @@ def test_train_writes_registered_artifact_and_two_gloo_ranks_match_it(tmp_path, 
     Accelerator(cpu=True), two gloo ranks with 2 rows each, must give the same losses (fp32: only the summation
     order differs) and the same held-out loss (evaluated across both ranks)."""
     extra = "eval: {every_steps: 2}\ncheckpoint: {every_steps: 2, keep_last: 1}"
-    one = make_run(tmp_path / "one", steps=4, batch=4, precision="fp32", extra=extra)
+    one = make_run(tmp_path / "one", steps=3, batch=4, precision="fp32", extra=extra)
     out = json.loads(cli("train", str(one)).stdout)
     artifact = Path(out["artifact"])
     assert sorted(p.name for p in artifact.iterdir()) == ["README.md", "adapter_config.json",
@@ -73,11 +73,11 @@ def test_train_writes_registered_artifact_and_two_gloo_ranks_match_it(tmp_path, 
     assert source["sha256"] == sha256_file(tmp_path / "one" / "qa.jsonl") and source["rows"] == 20
     assert manifest["config"]["resolved"]["lora"]["target_modules"][0] == "q_proj"
     m = manifest["metrics"]
-    assert m["steps"] == 4 and m["eval_loss"] < m["eval_loss_initial"] and m["processes"] == 1
+    assert m["steps"] == 3 and m["eval_loss"] < m["eval_loss_initial"] and m["processes"] == 1
     run = tmp_path / "one" / "run"
     lines = metrics(run)
-    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3, 4]
-    assert {line["step"] for line in lines if "eval_loss" in line} == {2, 4}
+    assert [line["step"] for line in lines if "loss" in line] == [1, 2, 3]
+    assert {line["step"] for line in lines if "eval_loss" in line} == {2, 3}
     assert all(line["tokens_per_s"] > 0 for line in lines if "loss" in line)
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000002"]
@@ -86,11 +86,11 @@ def test_train_writes_registered_artifact_and_two_gloo_ranks_match_it(tmp_path, 
     entry = Registry().get("medical", int(out["registered"].split("@")[1]))
     assert entry.stage == "candidate" and verify_artifact(entry.path)["files"] == manifest["files"]
 
-    two = make_run(tmp_path / "two", steps=4, batch=2, precision="fp32", extra=extra)
+    two = make_run(tmp_path / "two", steps=3, batch=2, precision="fp32", extra=extra)
     result = cli("train", str(two), "--nproc", "2", "--no-register")
     assert result.stderr.count("training setup") == 1 and "processes=2" in result.stderr
     assert verify_artifact(tmp_path / "two" / "run" / "adapter")["metrics"]["processes"] == 2
-    pairs = zip((line for line in metrics(tmp_path / "two" / "run")), lines)
+    pairs = zip((line for line in metrics(tmp_path / "two" / "run")), lines, strict=True)
     for a, b in pairs:
         assert a["step"] == b["step"]
         for key in ("loss", "eval_loss"):

@@ -64,6 +64,9 @@ class HFBackend:
         self.isolated = deterministic
         if deterministic:
             self.batch_rows = 1
+            if self.device.startswith("cuda"):  # measured on an H200: 300 MedMCQA questions 9.6 s vs 0.23 s packed
+                logger.info("deterministic mode: one forward per question; set deterministic: false for packed "
+                            "batches (~40x faster on a GPU)")
         self.tokens_scored = 0
 
     def identity(self, subject: Subject) -> dict:

@@ -60,7 +60,7 @@ class _GroupedAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, cu, scale):
         kv, rep = k.shape[1], q.shape[1] // k.shape[1]
         out = torch.empty_like(q)
-        for start, end in zip(cu[:-1], cu[1:]):
+        for start, end in zip(cu[:-1], cu[1:], strict=True):
             p = _GroupedAttention._probs(q, k, start, end, kv, rep, scale)
             out[start:end] = _ungrouped(torch.bmm(p, v[start:end].transpose(0, 1)), end - start)
         ctx.save_for_backward(q, k, v)
@@ -72,7 +72,7 @@ class _GroupedAttention(torch.autograd.Function):
         q, k, v = ctx.saved_tensors
         kv, rep, scale = k.shape[1], q.shape[1] // k.shape[1], ctx.scale
         dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-        for start, end in zip(ctx.cu[:-1], ctx.cu[1:]):
+        for start, end in zip(ctx.cu[:-1], ctx.cu[1:], strict=True):
             n = end - start
             p = _GroupedAttention._probs(q, k, start, end, kv, rep, scale)
             dog = _grouped(grad_out[start:end], kv)                              # [kv, rep·n, d]
@@ -104,7 +104,7 @@ def sdpa_varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_
     """PyTorch SDPA one row at a time (flash kernel, only the log-sum-exp kept for backward)."""
     gqa = q.shape[1] != k.shape[1]
     outputs = []
-    for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:]):
+    for start, end in zip(cu_seqlens[:-1], cu_seqlens[1:], strict=True):
         qs, ks, vs = (t[start:end].transpose(0, 1).unsqueeze(0) for t in (q, k, v))
         out = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, enable_gqa=gqa)
         outputs.append(out.squeeze(0).transpose(0, 1))
@@ -116,7 +116,7 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_se
     """Plain formulation: one T×T block-diagonal causal mask, eager softmax in fp32."""
     total, heads, dim = q.shape
     row = torch.zeros(total, dtype=torch.long)
-    for index, (start, end) in enumerate(zip(cu_seqlens[:-1], cu_seqlens[1:])):
+    for index, (start, end) in enumerate(zip(cu_seqlens[:-1], cu_seqlens[1:], strict=True)):
         row[start:end] = index
     pos = torch.arange(total)
     allowed = (row[:, None] == row[None, :]) & (pos[:, None] >= pos[None, :])

@@ -117,7 +117,8 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     micro-batches for exact gradient accumulation).
     """
     if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
-        raise ValueError(f"expected hidden [N, H] and targets [N], got {tuple(hidden.shape)} and {tuple(targets.shape)}")
+        raise ValueError(f"expected hidden [N, H] and targets [N], got {tuple(hidden.shape)} and "
+                         f"{tuple(targets.shape)}")
     if hidden.shape[0] == 0:
         return hidden.sum() * 0.0
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad):

@@ -12,9 +12,10 @@ input, [T, H] per norm, is never held; for SwiGLU σ(gate) [T, I] is held instea
 recomputes it without an exponential.
 
 Memory held: the op's input (no copy), fp32 rstd (rmsnorm) or σ(gate) (swiglu), the rank-R activation xa, and
-the dropout mask when dropout is on. peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32 (optimizer master
-weights) and are cast to the compute dtype for the GEMMs; their gradients come back in fp32. The frozen base
-weight gets no gradient. Dropout draws one mask per group (peft: one per projection, same distribution each).
+the dropout mask when dropout is on; peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32
+(optimizer master weights) and are cast to the compute dtype once per optimizer step; their gradients come back
+in fp32. The frozen base weight gets no gradient. Dropout draws one mask per group (peft: one per projection,
+same distribution each).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def block_diagonal_b(bs: list[torch.Tensor], scalings: list[float], dtype) -> to
     rank = sum(b.shape[1] for b in bs)
     full = bs[0].new_zeros((out, rank), dtype=dtype)
     row = col = 0
-    for b, s in zip(bs, scalings):
+    for b, s in zip(bs, scalings, strict=True):
         full[row:row + b.shape[0], col:col + b.shape[1]] = b.to(dtype) * s
         row, col = row + b.shape[0], col + b.shape[1]
     return full
@@ -56,7 +57,7 @@ def _compute_copies(a_list, b_list, scalings, dtype) -> tuple[torch.Tensor, torc
     tensors = (*a_list, *b_list)
     key = (dtype, tuple(scalings), *((id(t), t._version) for t in tensors))
     hit = _CASTS.get(key)
-    if hit is None or any(ref() is not t for ref, t in zip(hit[0], tensors)):
+    if hit is None or any(ref() is not t for ref, t in zip(hit[0], tensors, strict=True)):
         if len(_CASTS) > 1024:
             _CASTS.clear()
         a_cat = torch.cat([a.detach().to(dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].detach().to(dtype)
@@ -130,7 +131,7 @@ class _FusedLoRALinear(torch.autograd.Function):
         grad_b_full = (g.t() @ xa).float()                    # [out, R]
         a_dtypes, b_dtypes = ctx.param_dtypes
         grads, row, col = [], 0, 0
-        for rank, out, s, a_dt, b_dt in zip(ctx.ranks, ctx.outs, ctx.scalings, a_dtypes, b_dtypes):
+        for rank, out, s, a_dt, b_dt in zip(ctx.ranks, ctx.outs, ctx.scalings, a_dtypes, b_dtypes, strict=True):
             grads.append(grad_a_cat[col:col + rank].to(a_dt))
             grads.append((grad_b_full[row:row + out, col:col + rank] * s).to(b_dt))
             row, col = row + out, col + rank
@@ -152,7 +153,7 @@ def fused_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
     if prologue not in PROLOGUES or (prologue == "rmsnorm" and norm_weight is None):
         raise ValueError(f"prologue must be one of {PROLOGUES} (rmsnorm needs norm_weight)")
     return _FusedLoRALinear.apply(x, weight, bias, float(dropout), list(scalings), prologue, norm_weight, float(eps),
-                                  *[t for pair in zip(lora_a, lora_b) for t in pair])
+                                  *[t for pair in zip(lora_a, lora_b, strict=True) for t in pair])
 
 
 def reference_lora_linear(x, weights: list[torch.Tensor], biases, lora_a, lora_b, scalings) -> torch.Tensor:
