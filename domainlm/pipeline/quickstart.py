@@ -88,7 +88,10 @@ class Quickstart:
         config.output_dir = str(self.workdir / "runs" / f"{vertical}-{key_of(inputs)[:10]}")
 
         def work():
-            artifact = Path(train(config))
+            if self.cfg.train.nproc > 1 or self.cfg.train.accelerate_config:
+                artifact = self._train_distributed(path, config)
+            else:
+                artifact = Path(train(config))
             manifest = verify_artifact(artifact)
             return {"artifact": str(artifact), "artifact_id": artifact_id(manifest), "config": str(path),
                     "metrics": manifest.get("metrics", {})}
@@ -99,6 +102,19 @@ class Quickstart:
         result = self.runner.run(f"train:{vertical}", inputs, work, valid)
         self.results[vertical]["train"] = result
         return result
+
+    def _train_distributed(self, path: Path, config) -> Path:
+        """Same training, N processes: torchrun (gloo/NCCL/HCCL ranks) or `accelerate launch` with FSDP/DeepSpeed."""
+        from domainlm.training.launch import launch
+
+        accel = self.cfg.train.accelerate_config
+        overrides = [*self.cfg.train.overrides, *self.cfg.train.per_vertical.get(config.vertical, []),
+                     f"base_model={self.cfg.base_model}", f"output_dir={config.output_dir}"]
+        code = launch([str(path), *overrides, "--no-register"], self.cfg.train.nproc,
+                      str(self._path(accel)) if accel else None)
+        if code != 0:
+            raise DomainlmError(f"distributed training of {config.vertical} exited with code {code}")
+        return config.run_dir() / "adapter"
 
     def register(self, vertical: str) -> dict:
         trained = self.results[vertical]["train"]
