@@ -65,7 +65,7 @@ def build(data, tokenizer, seed: int) -> SFTData:
         name = spec.name or path.stem
         rows = read_jsonl(path, spec.format, name, issues, data.system_prompt)
         file_rows += rows
-        records.append(file_record(path, name, spec.licence, 0))
+        records.append(file_record(path, name, spec.licence, len(rows)))   # rows: valid rows in the file
     for spec in data.eval_files:
         path = Path(spec.path).expanduser()
         held_out += read_jsonl(path, spec.format, spec.name or path.stem, issues, data.system_prompt)

@@ -28,7 +28,8 @@ def data_card(name: str, vertical: str, base: dict, sources: list[dict], stats: 
               "", "## Adapter", "",
               f"r={lora['r']}, alpha={lora['alpha']}, dropout={lora['dropout']}, rslora={lora['rslora']}, "
               f"dora={lora['dora']}, targets={lora['target_modules']}", "", "## Metrics", ""]
-    lines += [f"- {key}: {value}" for key, value in metrics.items() if not isinstance(value, (dict, list))]
+    lines += [f"- {key}: {round(value, 4) if isinstance(value, float) else value}" for key, value in metrics.items()
+              if not isinstance(value, (dict, list))]
     restricted = [s for s in sources if s.get("non_commercial") or s.get("research_only") or s.get("restricted")]
     if restricted:
         lines += ["", "## Licence restrictions", "",

@@ -26,6 +26,7 @@ def register_export(subparsers) -> None:
 
 
 def _train(args) -> int:
+    import os
     from pathlib import Path
 
     from domainlm.errors import ConfigError
@@ -45,7 +46,7 @@ def _train(args) -> int:
         from domainlm.training.loop import train
 
         artifact = train(config)
-        if in_worker():
+        if os.environ.get("RANK", "0") != "0":   # under torchrun / accelerate: the main process reports
             return 0
     result = {"artifact": str(artifact)}
     if not args.no_register:

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from domainlm import log
@@ -29,8 +30,8 @@ from domainlm.serving.engines.vllm_process import ProcessSpec, VllmProcess
 logger = log.get("serving.vllm")
 
 ROUTES = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
-CONNECT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
-                  httpx.WriteError, httpx.PoolTimeout)
+# the replica is gone or dropped the connection: fail over (before the first byte) or end the stream
+CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 
 class AdapterLoadError(Exception):
@@ -70,8 +71,10 @@ class VllmEngine:
         self.pools: dict[str, Pool] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._next_port = settings.port_start
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(request_timeout_s, connect=5.0),
-                                         limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256))
+        # requests go through aiohttp (a fraction of httpx's per-request CPU: the gateway shares the machine with
+        # the engine); health checks and admin calls, off the hot path, through httpx
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=5.0)
+        self._session: aiohttp.ClientSession | None = None
         self._probe = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
@@ -93,6 +96,12 @@ class VllmEngine:
             process = VllmProcess(replace(pool.spec, port=port), self.log_dir / f"vllm-{name}-{port}.log")
             pool.replicas.append(Replica(url=f"http://127.0.0.1:{port}", process=process,
                                          backoff_s=self.settings.restart_backoff_s))
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created on the serving event loop
+            self._session = aiohttp.ClientSession(timeout=self._timeout, connector=aiohttp.TCPConnector(
+                limit=1024, keepalive_timeout=30), raise_for_status=False)
+        return self._session
 
     async def start(self, adapters: list[Adapter]) -> None:
         s = self.settings
@@ -128,7 +137,8 @@ class VllmEngine:
                 logger.info("supervisor stopped", base=self.base_name)
         processes = [r.process for p in self.pools.values() for r in p.replicas if r.process]
         await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
         await self._probe.aclose()
 
     async def wait_ready(self, timeout: float) -> bool:
@@ -241,16 +251,17 @@ class VllmEngine:
             replica.inflight += 1
             replica.served += 1
             try:
-                response = await self._client.post(replica.url + ROUTES[route], json=body)
+                async with self._http().post(replica.url + ROUTES[route], json=body) as response:
+                    status, raw = response.status, await response.read()
             except CONNECT_ERRORS as exc:
                 replica.mark_down(f"request failed: {exc!r}")
                 tried.add(id(replica))
                 continue
-            except httpx.TimeoutException:
+            except asyncio.TimeoutError:
                 raise UpstreamError(504, _error_body(504, "the engine did not answer in time")) from None
             finally:
                 replica.inflight -= 1
-            return _json_or_error(response)
+            return _json_or_error(status, raw)
 
     async def stream(self, route: str, body: dict) -> AsyncIterator[bytes]:
         pool = self._pool_for(body["model"])
@@ -263,13 +274,15 @@ class VllmEngine:
             replica.served += 1
             started = False
             try:
-                async with self._client.stream("POST", replica.url + ROUTES[route], json=body) as response:
-                    if response.status_code != 200:
-                        _json_or_error(response, await response.aread())
-                    async for payload in data_payloads(response.aiter_raw()):
+                async with self._http().post(replica.url + ROUTES[route], json=body) as response:
+                    if response.status != 200:
+                        _json_or_error(response.status, await response.read())
+                    async for payload in data_payloads(response.content.iter_any()):
                         started = True
                         yield payload
                 return
+            except asyncio.TimeoutError:
+                raise UpstreamError(504, _error_body(504, "the engine did not answer in time")) from None
             except CONNECT_ERRORS as exc:
                 replica.mark_down(f"stream failed: {exc!r}")
                 if started:  # bytes already reached the client: it cannot be replayed elsewhere
@@ -309,7 +322,7 @@ class VllmEngine:
         card = served.get(adapter.name)
         if card is None or card.get("parent") != self.base_name:
             raise AdapterLoadError(f"{replica.url}: '{adapter.name}' is not listed after loading")
-        probe = await self._client.post(replica.url + "/v1/completions",
+        probe = await self._probe.post(replica.url + "/v1/completions",
                                         json={"model": adapter.name, "prompt": "Hi", "max_tokens": 1,
                                               "temperature": 0})
         if probe.status_code != 200:
@@ -382,17 +395,14 @@ def _error_body(status: int, message: str) -> dict:
     return {"error": {"message": message, "type": TYPES.get(status, "server_error"), "param": None, "code": None}}
 
 
-def _json_or_error(response: httpx.Response, raw: bytes | None = None) -> dict:
-    raw = response.content if raw is None else raw
+def _json_or_error(status: int, raw: bytes) -> dict:
     try:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
-    if response.status_code == 200 and isinstance(body, dict):
+    if status == 200 and isinstance(body, dict):
         return body
     if not isinstance(body, dict) or "error" not in body:
-        body = _error_body(response.status_code, raw.decode(errors="replace")[:500] or "empty answer from engine")
-    status = response.status_code if response.status_code >= 400 else 502
-    if status >= 500:
-        status = 502  # the engine broke, not the gateway
-    raise UpstreamError(status, body)
+        body = _error_body(status, raw.decode(errors="replace")[:500] or "empty answer from engine")
+    # the engine broke (5xx) or answered nonsense: 502, not the gateway's fault; 4xx are passed on as they are
+    raise UpstreamError(status if 400 <= status < 500 else 502, body)
