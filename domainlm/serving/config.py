@@ -26,7 +26,7 @@ class GatewaySection(Strict):
 class VllmSection(Strict):
     replicas: int = Field(1, ge=0)            # managed `vllm serve` processes per base (0 = only remote ones)
     remote: list[str] = Field(default_factory=list)  # URLs of vLLM servers started elsewhere (same adapter paths)
-    port_start: int = Field(18100, ge=1024, le=65000)  # managed replica i listens on port_start + i (next free if taken)
+    port_start: int = Field(18100, ge=1024, le=65000)  # managed replicas listen from here on (next free port)
     max_loras: int = Field(4, ge=1)           # adapters in one batch (vLLM --max-loras)
     max_lora_rank: int = Field(16, ge=1)      # largest adapter rank accepted (vLLM --max-lora-rank)
     max_model_len: int = Field(2048, ge=64)   # context length; also the gateway's prompt+max_tokens limit
