@@ -8,10 +8,9 @@ the scale sᵢ folded in, so a group costs three GEMMs forward and five backward
 p is an optional elementwise prologue computed inside the op — `rmsnorm` (frozen weight, as transformers'
 LlamaRMSNorm) or `swiglu` (silu(gate)·up of a fused gate‖up input) — and recomputed in backward from the op's
 input, which the surrounding graph keeps anyway (the residual stream, the gate‖up GEMM output). So the normed
-input, [T, H] per norm, is never held; for SwiGLU σ(gate) [T, I] is held instead of the product, so backward
-recomputes it without an exponential.
+input and the SwiGLU product, [T, H] and [T, I] per layer, are never held for backward.
 
-Memory held: the op's input (no copy), fp32 rstd (rmsnorm) or σ(gate) (swiglu), the rank-R activation xa, and
+Memory held: the op's input (no copy), fp32 rstd for rmsnorm, the rank-R activation xa, and
 the dropout mask when dropout is on; peft keeps an fp32 copy of x per projection. LoRA parameters stay fp32
 (optimizer master weights) and are cast to the compute dtype once per optimizer step; their gradients come back
 in fp32. The frozen base weight gets no gradient. Dropout draws one mask per group (peft: one per projection,
@@ -25,8 +24,7 @@ import weakref
 import torch
 import torch.nn.functional as F
 
-from domainlm.kernels.ops.activation import (swiglu_backward_from_sigmoid, swiglu_forward_keep_sigmoid,
-                                             swiglu_from_sigmoid)
+from domainlm.kernels.ops.activation import swiglu_backward, swiglu_forward
 from domainlm.kernels.ops.norm import rms_norm_apply, rms_norm_backward, rms_norm_forward
 
 PROLOGUES = (None, "rmsnorm", "swiglu")
@@ -70,7 +68,7 @@ def _apply_prologue(kind, src, norm_weight, eps):
     if kind == "rmsnorm":
         return rms_norm_forward(src, norm_weight, eps)
     if kind == "swiglu":
-        return swiglu_forward_keep_sigmoid(src)
+        return swiglu_forward(src), None
     return src, None
 
 
@@ -103,8 +101,10 @@ class _FusedLoRALinear(torch.autograd.Function):
         src, norm_weight, rstd, xa, weight, a_cat, b_bd, mask = ctx.saved_tensors
         if ctx.prologue == "rmsnorm":   # recompute the normed input from the saved residual and rstd
             x = rms_norm_apply(src, norm_weight, rstd)
-        elif ctx.prologue == "swiglu":   # rstd slot holds σ(gate) here
-            x = swiglu_from_sigmoid(src, rstd)
+        elif ctx.prologue == "swiglu":   # silu(gate) once, for the input and for the SwiGLU backward
+            gate, up = src.chunk(2, dim=-1)
+            silu_gate = F.silu(gate)
+            x = silu_gate * up
         else:
             x = src
         x2 = x.reshape(-1, x.shape[-1])
@@ -124,7 +124,7 @@ class _FusedLoRALinear(torch.autograd.Function):
             if ctx.prologue == "rmsnorm":
                 grad_src = rms_norm_backward(grad_x, src, norm_weight, rstd)
             elif ctx.prologue == "swiglu":
-                grad_src = swiglu_backward_from_sigmoid(grad_x, src, rstd)
+                grad_src = swiglu_backward(grad_x, src, silu_gate)
             else:
                 grad_src = grad_x
         grad_a_cat = (gxa.t() @ xd).float()                   # [R, in]
