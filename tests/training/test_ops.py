@@ -149,7 +149,6 @@ def test_compiled_elementwise_ops_match_eager():
 
     torch.manual_seed(0)
     x, w, g = torch.randn(33, 64), torch.randn(64), torch.randn(33, 64)
-    gate_up, grad = torch.randn(33, 96), torch.randn(33, 48)
     logits, targets = torch.randn(9, 500), torch.randint(0, 500, (9,))
     valid = torch.ones(9)
     valid[4] = 0
