@@ -7,17 +7,12 @@ benchmarks can use untrained adapters with the training preset's shapes when no 
 from __future__ import annotations
 
 import math
-import socket
 import time
 from pathlib import Path
 
 import httpx
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from domainlm.training.launch import free_port  # noqa: F401  (re-exported for the benchmarks)
 
 
 def percentile(values: list[float], q: float) -> float:

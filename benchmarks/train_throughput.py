@@ -165,7 +165,7 @@ def run_domainlm(args) -> dict:
         "lora": {"r": args.rank, "alpha": 2 * args.rank, "dropout": 0.0},
         "train": {"batch_size": args.batch_size, "max_steps": args.steps, "lr": args.lr, "schedule": "cosine",
                   "warmup_steps": args.warmup, "max_grad_norm": 1.0, "precision": "bf16",
-                  "kernels": args.kernels},
+                  "kernels": args.kernels, "compile": args.compile},
         "checkpoint": {"every_steps": 0}, "log": {"tensorboard": False}})
     trainer = Trainer(config).setup()
     trainer.fit()
@@ -204,8 +204,8 @@ def spawn(side: str, args, rows: Path, result: Path) -> dict:
     command = [sys.executable, __file__, "--side", side, "--rows", str(rows), "--result", str(result),
                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
                "--rank", str(args.rank), "--lr", str(args.lr), "--warmup", str(args.warmup), "--skip", str(args.skip),
-               "--seed", str(args.seed), "--kernels", args.kernels] + (["--model", args.model] if args.model else []) \
-        + (["--threads", str(args.threads)] if args.threads else [])
+               "--seed", str(args.seed), "--kernels", args.kernels, "--compile", args.compile] \
+        + (["--model", args.model] if args.model else []) + (["--threads", str(args.threads)] if args.threads else [])
     env = {**os.environ, "DOMAINLM_PROGRESS": "off", "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env)
@@ -228,6 +228,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default=None, help="base model (default: the embedded smollm2-135m)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads in both runs (default: torch's)")
     parser.add_argument("--kernels", default="auto", choices=["auto", "fused", "hf"])
+    parser.add_argument("--compile", default="auto", choices=["off", "on", "auto"],
+                        help="domainlm train.compile (auto: on with AMX); compile time falls in the --skip steps")
     parser.add_argument("--only", choices=["both", "baseline", "domainlm"], default="both")
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument("--side", choices=["baseline", "domainlm"], help=argparse.SUPPRESS)
@@ -251,7 +253,7 @@ def main(argv=None) -> int:
             results[side] = spawn(side, args, rows, work / f"{side}.json")
     peak = matmul_peak()
     print(f"\ntrain throughput: {args.steps} steps × {args.batch_size} MedQuAD rows, max_length {args.max_length}, "
-          f"LoRA r{args.rank}, bf16, threads {next(iter(results.values()))['threads']}; "
+          f"LoRA r{args.rank}, bf16, compile {args.compile}, threads {next(iter(results.values()))['threads']}; "
           f"bf16 matmul peak measured {peak / 1e12:.3f} TFLOP/s")
     print(f"{'':22}{'tokens/s':>10}{'peak RSS GB':>13}{'final loss':>12}{'MFU':>8}{'wall s':>9}")
     for side in results.values():

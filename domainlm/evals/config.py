@@ -49,6 +49,8 @@ class HFConfig(Strict):
     max_length: int = Field(2048, ge=64)     # longest context+continuation; contexts are cut from the left
     gen_batch_size: int = Field(8, ge=1)     # prompts per generate() batch (sorted by length, left-padded)
     threads: int = Field(0, ge=0)            # CPU threads (0 = torch default); 1 avoids OpenMP stalls on a busy CPU
+    merge_adapters: Literal["auto", "on", "off"] = "auto"  # on: each adapter merged into its own base copy (base
+    # speed; unmerged LoRA costs ~2x on a CPU); off: LoRA layers on one shared base; auto: on up to 3B parameters
 
 
 class VLLMConfig(Strict):

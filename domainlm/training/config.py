@@ -68,7 +68,8 @@ class OptimConfig(Strict):
     precision: Literal["auto", "bf16", "fp32"] = "auto"  # base weights + compute dtype; auto = bf16 where supported
     gradient_checkpointing: bool = False           # recompute activations in backward (less memory, ~1.3× compute)
     kernels: Literal["auto", "fused", "hf"] = "auto"  # fused domainlm ops (llama-like families) or the HF modules
-    compile: Literal["auto", "on", "off"] = "off"  # torch.compile the fused ops' elementwise parts (auto: on CPU)
+    compile: Literal["auto", "on", "off"] = "auto"  # torch.compile the fused ops' elementwise parts (auto: on
+    # for CPUs with AMX, where it measured +30 % tokens/s; off elsewhere, where it only added compile time)
     ce_chunk: int = Field(256, ge=16)              # tokens per chunk of the fused lm-head + CE (workspace C×V×6 B)
     threads: int | None = Field(None, ge=1)        # torch CPU threads per process (None: torch default)
 

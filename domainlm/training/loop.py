@@ -91,7 +91,8 @@ class Trainer:
             logger.info("generic kernels", reason=why)
         self.module = CausalLMLoss(peft_model, self.kernels, cfg.train.ce_chunk, cfg.train.gradient_checkpointing)
         self.compiled = compiled_ops.enable(self.kernels == "fused" and (
-            cfg.train.compile == "on" or (cfg.train.compile == "auto" and self.device.type == "cpu")))
+            cfg.train.compile == "on" or (cfg.train.compile == "auto" and self.device.type == "cpu"
+                                          and compiled_ops.cpu_has_amx())))
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         t = cfg.train
         self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)

@@ -43,7 +43,8 @@ def _separate_forward(model, pair) -> float:
     return sum(logprobs[n - 1 + i, t].item() for i, t in enumerate(pair.continuation))
 
 
-def test_packed_scores_equal_separate_forwards(base_model, random_adapters, tokenizer):
+@pytest.mark.parametrize("merge", ["on", "off"])
+def test_packed_scores_equal_separate_forwards(base_model, random_adapters, tokenizer, merge):
     adapter = adapter_subject(random_adapters["medical"], base_model)
     task = build_task("medmcqa", TaskContext("medical", 1))
     builder = PromptBuilder(tokenizer)
@@ -51,12 +52,13 @@ def test_packed_scores_equal_separate_forwards(base_model, random_adapters, toke
         task, item, 0)] + [LLRequest("Question: What is anaemia?\nAnswer:", " Low haemoglobin in the blood.")]
     pairs = encode_requests(tokenizer, requests, 2048)
     # small rows force several rows per batch, and two rows per forward exercise padding between rows
-    cfg = HFConfig(dtype="float32", pack_tokens=160, batch_rows=2, threads=THREADS)
+    cfg = HFConfig(dtype="float32", pack_tokens=160, batch_rows=2, threads=THREADS, merge_adapters=merge)
     backend = HFBackend(base_model, [BASE, adapter], cfg, tokenizer)
+    assert bool(backend.merged) == (merge == "on")
     for subject in (BASE, adapter):
         packed = backend.loglikelihood(subject, pairs)
         with backend._active(subject):
-            expected = [_separate_forward(backend.model, p) for p in pairs]
+            expected = [_separate_forward(backend._model(subject), p) for p in pairs]
         assert [r["tokens"] for r in packed] == [len(p.continuation) for p in pairs]
         assert max(abs(r["logprob"] - e) for r, e in zip(packed, expected, strict=True)) < 2e-3
     base_scores = [r["logprob"] for r in backend.loglikelihood(BASE, pairs)]

@@ -1,4 +1,5 @@
-"""transformers + peft backend: one base model in memory, every adapter loaded beside it and switched per subject.
+"""transformers + peft backend: one base model in memory; each adapter merged into its own copy of the base (small
+models: scores at base speed) or loaded beside it as LoRA layers switched per subject (large models: one copy).
 
 Log-likelihoods use prefix-shared packed rows (packing.py); the LM head runs only on the scored positions
 (the context's logits are never materialised: a 49k-vocabulary head costs ~20% of a 135M model's forward).
@@ -17,6 +18,16 @@ from domainlm.evals.subjects import Subject
 
 logger = log.get("evals.hf")
 HEAD_CHUNK = 1024  # scored positions per LM-head call: 1024 × 49k vocab × 4 B ≈ 200 MB of logits at most
+
+
+MERGE_MAX_PARAMS = 3e9  # auto: one merged copy per adapter while copies are this cheap (≤ 6 GB each in bf16)
+
+
+def merge_adapters(setting: str, base_params: int, adapters: int) -> bool:
+    """Evaluate each adapter as its own merged model (fast) or as LoRA layers switched on a shared base (lean)."""
+    if setting != "auto":
+        return setting == "on"
+    return base_params <= MERGE_MAX_PARAMS
 
 
 def pick_device(setting: str) -> str:
@@ -44,11 +55,18 @@ class HFBackend:
         self.dtype = getattr(torch, cfg.dtype)
         model = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
         self.adapter_names: dict[str, str] = {}
+        self.merged: dict[str, object] = {}   # subject label → its own model with the adapter merged in
         adapters = [s for s in subjects if not s.is_base]
+        self.merge = adapters and merge_adapters(cfg.merge_adapters, model.num_parameters(), len(adapters))
         if adapters:
             from peft import PeftModel
 
             for index, subject in enumerate(adapters):
+                if self.merge:   # an unmerged LoRA costs ~2x a base forward on a CPU; a merged copy costs nothing
+                    copy = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
+                    merged = PeftModel.from_pretrained(copy, str(subject.adapter)).merge_and_unload()
+                    self.merged[subject.label] = merged.eval()
+                    continue
                 name = f"adapter{index}"  # peft names become module keys: no dots or @ allowed there
                 if index == 0:
                     model = PeftModel.from_pretrained(model, str(subject.adapter), adapter_name=name)
@@ -70,19 +88,28 @@ class HFBackend:
         self.tokens_scored = 0
 
     def identity(self, subject: Subject) -> dict:
-        return {"backend": "hf", "dtype": self.cfg.dtype, "base": self.base.weights_sha256,
-                "adapter": subject.artifact_id, "max_length": self.cfg.max_length}
+        identity = {"backend": "hf", "dtype": self.cfg.dtype, "base": self.base.weights_sha256,
+                    "adapter": subject.artifact_id, "max_length": self.cfg.max_length}
+        if subject.label in self.merged:   # merged weights round differently from base + LoRA: cached apart
+            identity["merged"] = True
+        return identity
 
     def _active(self, subject: Subject):
-        if not self.adapter_names:
+        if not self.adapter_names or subject.label in self.merged:
             return contextlib.nullcontext()
         if subject.is_base:
             return self.model.disable_adapter()
         self.model.set_adapter(self.adapter_names[subject.label])
         return contextlib.nullcontext()
 
-    def _lm(self):
+    def _model(self, subject: Subject):
+        """The model that answers for this subject: its merged copy, else the (peft-wrapped) shared model."""
+        return self.merged.get(subject.label, self.model)
+
+    def _lm(self, subject: Subject):
         """The causal LM whose decoder and head we call (inside peft, with its LoRA layers in place)."""
+        if subject.label in self.merged:
+            return self.merged[subject.label]
         return self.model.get_base_model() if self.adapter_names else self.model
 
     # --- log-likelihood -------------------------------------------------------------------------------------
@@ -96,10 +123,10 @@ class HFBackend:
         rows = [[segment] for segment in segments] if self.isolated else pack_rows(segments, self.cfg.pack_tokens)
         with self._active(subject), torch.inference_mode():
             for start in range(0, len(rows), self.batch_rows):
-                self._score_batch([layout_row(r) for r in rows[start:start + self.batch_rows]], results)
+                self._score_batch(subject, [layout_row(r) for r in rows[start:start + self.batch_rows]], results)
         return results
 
-    def _score_batch(self, layouts, results) -> None:
+    def _score_batch(self, subject: Subject, layouts, results) -> None:
         import torch
 
         length = max(len(lay.ids) for lay in layouts)
@@ -117,7 +144,7 @@ class HFBackend:
             # padding attends to itself only: a row with no visible key would turn into NaN inside attention
             pads = torch.arange(n, length)
             mask[b, 0, pads, pads] = True
-        lm = self._lm()
+        lm = self._lm(subject)
         hidden = lm.get_decoder()(input_ids=ids.to(self.device), position_ids=positions.to(self.device),
                                   attention_mask=mask.to(self.device)).last_hidden_state
         head = lm.get_output_embeddings()
@@ -163,13 +190,14 @@ class HFBackend:
                 same = batch and i is not None and (requests[i].max_new_tokens, requests[i].stop) == (
                     requests[batch[0]].max_new_tokens, requests[batch[0]].stop)
                 if batch and (i is None or not same or len(batch) == batch_size):
-                    self._generate_batch([prompts[j] for j in batch], requests[batch[0]], pad, outputs, batch)
+                    self._generate_batch(subject, [prompts[j] for j in batch], requests[batch[0]], pad, outputs,
+                                         batch)
                     batch = []
                 if i is not None:
                     batch.append(i)
         return outputs
 
-    def _generate_batch(self, prompts, request: GenRequest, pad: int, outputs, owners) -> None:
+    def _generate_batch(self, subject: Subject, prompts, request: GenRequest, pad: int, outputs, owners) -> None:
         import torch
 
         width = max(len(p) for p in prompts)
@@ -179,7 +207,7 @@ class HFBackend:
             ids[b, width - len(p):] = torch.tensor(p)
             attention[b, width - len(p):] = 1
         kwargs = {"stop_strings": list(request.stop), "tokenizer": self.tokenizer} if request.stop else {}
-        out = self.model.generate(input_ids=ids.to(self.device), attention_mask=attention.to(self.device),
+        out = self._model(subject).generate(input_ids=ids.to(self.device), attention_mask=attention.to(self.device),
                                   max_new_tokens=request.max_new_tokens, do_sample=False, temperature=None,
                                   top_p=None, top_k=None, pad_token_id=pad, **kwargs)
         for b, owner in enumerate(owners):
@@ -191,4 +219,5 @@ class HFBackend:
         import torch
 
         self.model = None
+        self.merged = {}
         torch.set_num_threads(self._threads)

@@ -241,15 +241,20 @@ class VllmEngine:
         down = "; ".join(f"{r.url}: {r.last_error or 'starting'}" for r in pool.replicas) or "no replicas configured"
         return EngineUnavailable(f"no healthy vLLM replica for '{pool.base_name}' ({down})", self.retry_after_s)
 
+    def _claim(self, pool: Pool, tried: set[int]):
+        """The least-loaded healthy replica not yet tried, counted as busy; 503 when none is left."""
+        replica = pool.pick(tried)
+        if replica is None:
+            raise self._unavailable(pool)
+        replica.inflight += 1
+        replica.served += 1
+        return replica
+
     async def request(self, route: str, body: dict) -> dict:
         pool = self._pool_for(body["model"])
         tried: set[int] = set()
         while True:
-            replica = pool.pick(tried)
-            if replica is None:
-                raise self._unavailable(pool)
-            replica.inflight += 1
-            replica.served += 1
+            replica = self._claim(pool, tried)
             try:
                 async with self._http().post(replica.url + ROUTES[route], json=body) as response:
                     status, raw = response.status, await response.read()
@@ -267,11 +272,7 @@ class VllmEngine:
         pool = self._pool_for(body["model"])
         tried: set[int] = set()
         while True:
-            replica = pool.pick(tried)
-            if replica is None:
-                raise self._unavailable(pool)
-            replica.inflight += 1
-            replica.served += 1
+            replica = self._claim(pool, tried)
             started = False
             try:
                 async with self._http().post(replica.url + ROUTES[route], json=body) as response:
