@@ -9,6 +9,7 @@ Generation is greedy, batched by similar prompt length, left-padded.
 from __future__ import annotations
 
 import contextlib
+from copy import deepcopy
 
 from domainlm import log
 from domainlm.evals.backends.base import Encoded, cut_at_stop
@@ -23,7 +24,7 @@ HEAD_CHUNK = 1024  # scored positions per LM-head call: 1024 × 49k vocab × 4 B
 MERGE_MAX_PARAMS = 3e9  # auto: one merged copy per adapter while copies are this cheap (≤ 6 GB each in bf16)
 
 
-def merge_adapters(setting: str, base_params: int, adapters: int) -> bool:
+def merge_adapters(setting: str, base_params: int) -> bool:
     """Evaluate each adapter as its own merged model (fast) or as LoRA layers switched on a shared base (lean)."""
     if setting != "auto":
         return setting == "on"
@@ -57,13 +58,13 @@ class HFBackend:
         self.adapter_names: dict[str, str] = {}
         self.merged: dict[str, object] = {}   # subject label → its own model with the adapter merged in
         adapters = [s for s in subjects if not s.is_base]
-        self.merge = adapters and merge_adapters(cfg.merge_adapters, model.num_parameters(), len(adapters))
         if adapters:
             from peft import PeftModel
 
+            merge = merge_adapters(cfg.merge_adapters, model.num_parameters())
             for index, subject in enumerate(adapters):
-                if self.merge:   # an unmerged LoRA costs ~2x a base forward on a CPU; a merged copy costs nothing
-                    copy = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
+                if merge:   # an unmerged LoRA costs ~2x a base forward on a CPU; a merged copy costs nothing
+                    copy = deepcopy(model)   # the loaded base, not a second read of its weights
                     merged = PeftModel.from_pretrained(copy, str(subject.adapter)).merge_and_unload()
                     self.merged[subject.label] = merged.eval()
                     continue
@@ -108,9 +109,8 @@ class HFBackend:
 
     def _lm(self, subject: Subject):
         """The causal LM whose decoder and head we call (inside peft, with its LoRA layers in place)."""
-        if subject.label in self.merged:
-            return self.merged[subject.label]
-        return self.model.get_base_model() if self.adapter_names else self.model
+        model = self._model(subject)
+        return model.get_base_model() if model is self.model and self.adapter_names else model
 
     # --- log-likelihood -------------------------------------------------------------------------------------
 
