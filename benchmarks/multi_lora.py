@@ -5,9 +5,9 @@
 Each variant runs in a fresh process with the offline engine (vllm.LLM, eager, greedy, ignore_eos so every
 variant generates exactly prompts × max_tokens tokens) and prints output tokens/s and the ratio to `base`:
 
-  paired-*         ONE LoRA-enabled engine alternating base-only and mixed 3-adapter batches (3 rounds each):
-                   the ratio least disturbed by a shared machine. -vllm-ops: vLLM's CPU LoRA ops; -dense:
-                   domainlm's; -dense-r8: rank-8 adapters
+  paired-*         ONE LoRA-enabled engine alternating base-only and mixed 3-adapter batches (--rounds pairs,
+                   5 by default): the ratio least disturbed by a shared machine (median of the per-round
+                   mixed / base ratios). -vllm-ops: vLLM's CPU LoRA ops; -dense: domainlm's; -dense-r8: rank 8
   base             the base model, no LoRA
   lora-vllm-ops    3 adapters (r16, all linear projections) mixed in every batch, vLLM's own CPU LoRA ops
   lora-dense       the same, with domainlm's dense CPU LoRA ops (serving/engines/cpu_lora_ops.py; the gateway's
@@ -94,6 +94,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating base/mixed rounds of the paired variants")
     parser.add_argument("--variants", default="paired-vllm-ops,paired-dense,paired-dense-r8,base,lora-dense,merged")
     parser.add_argument("--adapters", default=None, help="three artifact folders, comma-separated (default: "
                                                          "untrained r16 adapters with the training preset)")
@@ -134,12 +135,12 @@ def main() -> None:
             adapters = r16 if not variant.endswith("r8") else [
                 str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
             ops_env = {"DOMAINLM_VLLM_LORA_OPS": "vllm"} if variant == "paired-vllm-ops" else {}
-            paired[variant] = run_variant({**common, "adapters": adapters, "paired": True,
+            paired[variant] = run_variant({**common, "adapters": adapters, "paired": True, "rounds": args.rounds,
                                            "rank": 8 if variant.endswith("r8") else 16}, {**env, **ops_env}, work)
             rounds = paired[variant]["rounds"]
             print(f"{variant:15s} base-only {[round(r) for r in rounds['base']]} tok/s, mixed 3-adapter "
-                  f"{[round(r) for r in rounds['mixed']]} tok/s, median ratio "
-                  f"{median(rounds['mixed']) / median(rounds['base']):.2f}x", flush=True)
+                  f"{[round(r) for r in rounds['mixed']]} tok/s, per-round ratios "
+                  f"{[round(m / b, 2) for m, b in zip(rounds['mixed'], rounds['base'], strict=True)]}", flush=True)
             continue
         elif variant == "lora-dense-1":
             results[variant] = run_variant({**common, "adapters": r16[:1]}, env, work)
@@ -152,13 +153,17 @@ def main() -> None:
               f" variant took {time.perf_counter() - started:.0f} s)", flush=True)
     for variant, r in paired.items():
         print(f"{variant}: mixed 3-adapter batch / base-only batch on the same engine = "
-              f"{median(r['rounds']['mixed']) / median(r['rounds']['base']):.2f}x (median of "
-              f"{len(r['rounds']['base'])} alternating rounds)")
+              f"{paired_ratio(r['rounds']):.2f}x (median of {len(r['rounds']['base'])} alternating rounds)")
     if "base" in results:
         base_rate = results["base"]["tokens"] / results["base"]["seconds"]
         print(f"\nprompts={args.prompts} max_tokens={args.max_tokens}, ratio to base-only throughput:")
         for variant, r in results.items():
             print(f"  {variant:15s} {r['tokens'] / r['seconds'] / base_rate:6.2f}x")
+
+
+def paired_ratio(rounds: dict) -> float:
+    """Median over rounds of mixed / base, each pair measured back to back on one engine."""
+    return median(m / b for m, b in zip(rounds["mixed"], rounds["base"], strict=True))
 
 
 def merged(common: dict, adapters: list[str], env: dict, work: Path) -> dict:

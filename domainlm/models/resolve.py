@@ -100,7 +100,8 @@ def _from_hub_cache(repo_id: str) -> ResolvedModel:
     except Exception:
         raise ModelError(
             f"hub model '{repo_id}' is not in the local Hugging Face cache and there is no network here. On a "
-            f"machine with network run `huggingface-cli download {repo_id} --local-dir /models/{repo_id.split('/')[-1]}`, "
+            f"machine with network run `huggingface-cli download {repo_id} "
+            f"--local-dir /models/{repo_id.split('/')[-1]}`, "
             "copy that folder here and pass its path as the base model (or set HF_HOME to a cache holding it)."
         ) from None
     return _from_folder(repo_id, repo_id, folder)

@@ -106,7 +106,8 @@ def card_markdown(card: dict) -> str:
         lines += ["", (f"**Restricted licences**: non-commercial {lic['non_commercial'] or '–'}; research-only "
                        f"{lic['research_only'] or '–'}. Adapters trained on them inherit these limits.")]
     if lic["project_authored"]:
-        lines += ["", f"Project-authored (written in this repository, not from a public set): {lic['project_authored']}."]
+        lines += ["", "Project-authored (written in this repository, not from a public set): "
+                      f"{lic['project_authored']}."]
     report = card.get("decontamination")
     if report:
         lines += ["", "## Decontamination", "",

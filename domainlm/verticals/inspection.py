@@ -85,7 +85,7 @@ def inspect_vertical(vertical, out_dir: Path, model: str | None = None, max_rows
     tokenizer = load_tokenizer(base.path)
     lengths = token_lengths(rows, tokenizer)
     by_lang: dict[str, list[int]] = {}
-    for row, n in zip(rows, lengths):
+    for row, n in zip(rows, lengths, strict=True):
         by_lang.setdefault(row["lang"], []).append(n)
     png = out_dir / "token_lengths.png"
     atomic_write_bytes(png, histogram_png(by_lang, f"{vertical.name}: token lengths ({base.model_id})"))
@@ -124,7 +124,8 @@ def format_summary(summary: dict) -> str:
         f"{key} p50={s['p50']} p95={s['p95']} max={s['max']}" for key, s in tok.items()
         if isinstance(s, dict) and s.get("rows")))
     lic = summary["licences"]
-    lines.append(f"licences: restricted {lic['restricted'] or 'none'}; non-commercial {lic['non_commercial'] or 'none'};"
-                 f" research-only {lic['research_only'] or 'none'}; project-authored {lic['project_authored'] or 'none'}")
+    lines.append(f"licences: restricted {lic['restricted'] or 'none'}; "
+                 f"non-commercial {lic['non_commercial'] or 'none'}; research-only {lic['research_only'] or 'none'}; "
+                 f"project-authored {lic['project_authored'] or 'none'}")
     lines.append(f"histogram: {summary['histogram']}")
     return "\n".join(lines)

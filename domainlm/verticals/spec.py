@@ -69,7 +69,8 @@ class Note(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     triggers: Patterns
     scope: Literal["prompt", "answer", "either"] = "either"  # where triggers are looked for
-    unless: Patterns = Field(default_factory=Patterns)  # skip when the answer already says it (e.g. already advises a clinician)
+    # skip when the answer already says it (e.g. already advises a clinician)
+    unless: Patterns = Field(default_factory=Patterns)
     note: Bilingual
 
     @model_validator(mode="after")

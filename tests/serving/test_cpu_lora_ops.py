@@ -24,8 +24,9 @@ def wrapper(indices: torch.Tensor):
     return w
 
 
-@pytest.mark.parametrize("tokens, slices", [(1, (576,)), (37, (576, 192, 192)), (64, (1536, 1536))])
-def test_fused_linear_matches_vllm_ops(tokens, slices, monkeypatch):
+@pytest.mark.parametrize("tokens, slices, scale", [(1, (576,), 1.0), (37, (576, 192, 192), 1.0),
+                                                   (64, (1536, 1536), 1.0), (37, (576, 192, 192), 0.5)])
+def test_fused_linear_matches_vllm_ops(tokens, slices, scale, monkeypatch):
     torch.manual_seed(tokens)
     slots, rank = 4, 16
     a = tuple(torch.randn(slots, 1, rank, 576, dtype=torch.bfloat16) * 0.05 for _ in slices)
@@ -37,8 +38,8 @@ def test_fused_linear_matches_vllm_ops(tokens, slices, monkeypatch):
     ours = expected.clone()
     for name in cpu_lora_ops.OPS:  # vLLM's own per-token ops for the reference
         monkeypatch.setattr(punica_cpu, name, getattr(vllm_ops, name))
-    VLLM_ADD_LORA_LINEAR(w, expected, x, a, b, 1.0, slices)
-    cpu_lora_ops.add_lora_linear(w, ours, x, a, b, 1.0, slices)
+    VLLM_ADD_LORA_LINEAR(w, expected, x, a, b, scale, slices)
+    cpu_lora_ops.add_lora_linear(w, ours, x, a, b, scale, slices)
     ulp = expected.float().abs().clamp(min=1e-2) * 2 ** -7  # one bf16 step
     assert ((ours.float() - expected.float()).abs() <= ulp).all()
 

@@ -92,8 +92,12 @@ def test_rms_norm_and_swiglu_match_reference(dtype, tol):
     assert rel(out, ref) < tol and rel(g, r) < tol * 2
 
 
+@pytest.mark.parametrize("block", [128, 3])   # whole rows; query blocks (one row spans three)
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
-def test_varlen_attention_never_crosses_rows(dtype, tol):
+def test_varlen_attention_never_crosses_rows(dtype, tol, block, monkeypatch):
+    from domainlm.kernels.ops import attention
+
+    monkeypatch.setattr(attention, "QUERY_BLOCK", block)
     torch.manual_seed(0)
     cu = [0, 5, 12, 20]
     q = torch.randn(20, 6, 16, dtype=dtype)

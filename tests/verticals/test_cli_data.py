@@ -11,8 +11,8 @@ import pytest
 
 
 def domainlm(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "domainlm.cli", "data", *args], check=False, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+    return subprocess.run([sys.executable, "-m", "domainlm.cli", "data", *args], check=False, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=300)
 
 
 @pytest.mark.slow

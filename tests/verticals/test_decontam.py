@@ -12,7 +12,8 @@ from domainlm.verticals.rows import hash_split
 from domainlm.verticals.text import split_key
 from tests.fixtures.verticals import shipping_rows, write_shipping
 
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "near", "the", "river", "bank", "at", "dawn"]
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "near", "the", "river", "bank", "at",
+         "dawn"]
 
 
 def test_ngram_rule():

@@ -78,12 +78,13 @@ def test_fourth_vertical_is_one_folder_and_one_yaml(tmp_path, clean_vertical_reg
 def test_fourth_vertical_from_the_plugin_path_in_a_fresh_process(tmp_path):
     write_shipping(tmp_path)
     env = {**os.environ, "DOMAINLM_VERTICALS_PATH": str(tmp_path), "DOMAINLM_HOME": str(tmp_path / "home")}
-    listed = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "list"], check=False, capture_output=True, text=True,
-                            env=env, timeout=120)
+    listed = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "list"], check=False, capture_output=True,
+                            text=True, env=env, timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert re.search(r"^shipping\s+Shipping / 航运", listed.stdout, flags=re.MULTILINE)
     card = subprocess.run([sys.executable, "-m", "domainlm.cli", "data", "card", "shipping", "--no-decontamination",
-                           "--out", str(tmp_path / "card")], check=False, capture_output=True, text=True, env=env, timeout=120)
+                           "--out", str(tmp_path / "card")], check=False, capture_output=True, text=True, env=env,
+                          timeout=120)
     assert card.returncode == 0, card.stderr
     assert "| faq | CC0-1.0 | project-authored | 40 |" in (tmp_path / "card" / "data_card.md").read_text()
 
@@ -115,7 +116,8 @@ def test_name_and_folder_rules(tmp_path, clean_vertical_registry):
     with pytest.raises(ConfigError, match="folder named 'shipping'"):
         folder = write_shipping(tmp_path)
         register_vertical(folder.rename(tmp_path / "boats"))
-    medical_clone = write_shipping(tmp_path / "other", yaml_text=SHIPPING_YAML.replace("name: shipping", "name: medical"))
+    medical_clone = write_shipping(tmp_path / "other",
+                                   yaml_text=SHIPPING_YAML.replace("name: shipping", "name: medical"))
     with pytest.raises(ConfigError, match="folder named 'medical'"):
         register_vertical(medical_clone)
     elsewhere = tmp_path / "x" / "medical"

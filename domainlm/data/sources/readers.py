@@ -56,4 +56,4 @@ def csv_dicts(path: Path, encoding: str = "utf-8") -> Iterator[tuple[str, dict |
         if len(row) != len(header):
             yield where, Skip(f"expected {len(header)} CSV fields", where)
             continue
-        yield where, dict(zip(header, row))
+        yield where, dict(zip(header, row, strict=True))
