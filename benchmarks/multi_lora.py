@@ -1,21 +1,22 @@
 """Multi-LoRA throughput on vLLM: three vertical adapters in one mixed batch vs the base model alone.
 
-    python benchmarks/multi_lora.py [--prompts 48] [--max-tokens 64] [--variants base,lora-vllm-ops,lora-dense,...]
+    python benchmarks/multi_lora.py [--prompts 48] [--max-tokens 64] [--variants paired-kernel,paired-dense,...]
 
 Each variant runs in a fresh process with the offline engine (vllm.LLM, eager, greedy, ignore_eos so every
 variant generates exactly prompts × max_tokens tokens) and prints output tokens/s and the ratio to `base`:
 
-  paired-*         ONE LoRA-enabled engine alternating base-only and mixed 3-adapter batches (--rounds pairs,
-                   5 by default): the ratio least disturbed by a shared machine (median of the per-round
-                   mixed / base ratios). -vllm-ops: vLLM's CPU LoRA ops; -dense: domainlm's; -dense-r8: rank 8
-  base             the base model, no LoRA
-  lora-vllm-ops    3 adapters (r16, all linear projections) mixed in every batch, vLLM's own CPU LoRA ops
-  lora-dense       the same, with domainlm's dense CPU LoRA ops (serving/engines/cpu_lora_ops.py; the gateway's
-                   managed vLLM servers use them)
-  lora-dense-r8    the same with rank-8 adapters
-  lora-dense-1     one adapter for every request (vs the mixed batch)
-  merged           per-vertical engines with the adapter merged into the weights: each runs its vertical's third
-                   of the prompts, one after another (one 2-core CPU); same work as base on smaller batches
+  paired-<ops>      ONE LoRA-enabled engine alternating base-only and mixed 3-adapter batches (--rounds pairs,
+                    5 by default): the ratio least disturbed by a shared machine (median of the per-round
+                    mixed / base ratios)
+  lora-<ops>        3 adapters (r16, all linear projections) mixed in every batch, in its own engine
+  base              the base model, no LoRA
+  merged            per-vertical engines with the adapter merged into the weights: each runs its vertical's third
+                    of the prompts, one after another (one 2-core CPU); same work as base on smaller batches
+
+<ops>: `kernel` (domainlm's compiled per-token-slot kernel, serving/engines/cpu_lora_kernel.cpp; the default of
+the gateway's managed vLLM servers where the CPU has AVX512-BF16), `dense` (domainlm's two dense GEMMs per
+projection, cpu_lora_ops.py) or `vllm-ops` (vLLM's own CPU LoRA ops). Suffix `-r8`: rank-8 adapters; `-1`: one
+adapter for every request.
 
 Adapters are untrained with the training preset's shapes unless --adapters gives three artifact folders
 (throughput depends on shapes, not on learned values). One run per variant; numbers are noisy on a shared CPU.
@@ -42,6 +43,7 @@ if os.environ.get("DOMAINLM_BENCH_WORKER") == "1" and os.environ.get("DOMAINLM_V
     install()
 
 VERTICALS = ("petrochem", "medical", "marine")
+OPS_ENV = {"vllm-ops": "vllm", "dense": "dense", "kernel": "auto"}  # DOMAINLM_VLLM_LORA_OPS per variant
 PROMPT = "Question {i}: explain one important idea from your field of expertise, step by step."
 
 
@@ -95,7 +97,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5, help="alternating base/mixed rounds of the paired variants")
-    parser.add_argument("--variants", default="paired-vllm-ops,paired-dense,paired-dense-r8,base,lora-dense,merged")
+    parser.add_argument("--variants", default="paired-kernel,paired-dense,paired-kernel-r8,base,lora-kernel,merged")
     parser.add_argument("--adapters", default=None, help="three artifact folders, comma-separated (default: "
                                                          "untrained r16 adapters with the training preset)")
     parser.add_argument("--workdir", default=None)
@@ -123,27 +125,26 @@ def main() -> None:
         started = time.perf_counter()
         if variant == "base":
             results[variant] = run_variant({**common, "adapters": []}, env, work)
-        elif variant == "lora-vllm-ops":
-            results[variant] = run_variant({**common, "adapters": r16}, {**env, "DOMAINLM_VLLM_LORA_OPS": "vllm"},
-                                           work)
-        elif variant == "lora-dense":
-            results[variant] = run_variant({**common, "adapters": r16}, env, work)
-        elif variant == "lora-dense-r8":
-            r8 = [str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
-            results[variant] = run_variant({**common, "adapters": r8, "rank": 8}, env, work)
-        elif variant in ("paired-vllm-ops", "paired-dense", "paired-dense-r8"):
-            adapters = r16 if not variant.endswith("r8") else [
-                str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8)) for i, v in enumerate(VERTICALS)]
-            ops_env = {"DOMAINLM_VLLM_LORA_OPS": "vllm"} if variant == "paired-vllm-ops" else {}
-            paired[variant] = run_variant({**common, "adapters": adapters, "paired": True, "rounds": args.rounds,
-                                           "rank": 8 if variant.endswith("r8") else 16}, {**env, **ops_env}, work)
-            rounds = paired[variant]["rounds"]
-            print(f"{variant:15s} base-only {[round(r) for r in rounds['base']]} tok/s, mixed 3-adapter "
-                  f"{[round(r) for r in rounds['mixed']]} tok/s, per-round ratios "
-                  f"{[round(m / b, 2) for m, b in zip(rounds['mixed'], rounds['base'], strict=True)]}", flush=True)
-            continue
-        elif variant == "lora-dense-1":
-            results[variant] = run_variant({**common, "adapters": r16[:1]}, env, work)
+        elif variant.startswith(("paired-", "lora-")):
+            kind, _, rest = variant.partition("-")
+            rank = 8 if rest.endswith("-r8") else 16
+            ops = rest.removesuffix("-r8").removesuffix("-1")
+            if ops not in OPS_ENV:
+                raise SystemExit(f"unknown variant {variant} (ops: {', '.join(OPS_ENV)})")
+            adapters = r16 if rank == 16 else [str(untrained_adapter(work / f"{v}-r8", base, v, seed=i, rank=8))
+                                               for i, v in enumerate(VERTICALS)]
+            spec = {**common, "adapters": adapters[:1] if rest.endswith("-1") else adapters, "rank": rank}
+            ops_env = {**env, "DOMAINLM_VLLM_LORA_OPS": OPS_ENV[ops]}
+            if kind == "lora":
+                results[variant] = run_variant(spec, ops_env, work)
+            else:
+                paired[variant] = run_variant({**spec, "paired": True, "rounds": args.rounds}, ops_env, work)
+                rounds = paired[variant]["rounds"]
+                print(f"{variant:16s} base-only {[round(r) for r in rounds['base']]} tok/s, mixed 3-adapter "
+                      f"{[round(r) for r in rounds['mixed']]} tok/s, per-round ratios "
+                      f"{[round(m / b, 2) for m, b in zip(rounds['mixed'], rounds['base'], strict=True)]}",
+                      flush=True)
+                continue
         elif variant == "merged":
             results[variant] = merged(common, r16, env, work)
         else:

@@ -21,6 +21,10 @@ tokens: LoRA adds 47 % to the base linears' time (75 % with a gather/scatter sel
 Tokens without an adapter (idx < 0) get no LoRA, as in the GPU kernels. The lm_head LoRA is skipped when no
 adapter trains lm_head (`add_lora_logits`).
 
+Where the CPU has AVX512-BF16 and a compiler is present, `add_lora_linear` hands each projection to the compiled
+kernel in cpu_lora_kernel.cpp instead (only the token's own slot, one call); DOMAINLM_VLLM_LORA_OPS=dense keeps
+the GEMM path above.
+
 `install()` swaps these into vLLM's CPU punica wrapper; `vllm_entry` calls it in the API server and (as
 module-level code of the spawned main) in the engine-core process. DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's own.
 """
@@ -239,7 +243,20 @@ def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_sl
     tokens = x2.shape[0]
     first = _slots(lora_a_stacked[0])
     slices, slots, rank = len(lora_a_stacked), first.shape[0], first.shape[1]
-    mask = _token_mask(self.token_lora_indices, tokens, slices, slots, rank, scale, y2.dtype)
+    indices = self.token_lora_indices
+    kernel = _kernel() if y2.dtype == x2.dtype == torch.bfloat16 and rank % 2 == 0 and rank <= 128 else None
+    if kernel is not None and x2.stride(1) == 1 and y2.stride(1) == 1:
+        if not _memo(_owner(indices), ("any", _version(indices), indices.storage_offset(), tokens),
+                     lambda: (bool((indices[:tokens] >= 0).any()),))[0]:
+            return None  # base-only batch: nothing to add
+        a, bp, cols, widths = _memo(
+            _owner(lora_a_stacked[0]), ("kernel", _versions((*lora_a_stacked, *lora_b_stacked)), tuple(output_slices)),
+            lambda: _kernel_weights(lora_a_stacked, lora_b_stacked, output_slices))
+        idx = indices[:tokens]
+        kernel.lora_apply(y2[:, :sum(output_slices)], x2, a, bp, idx if idx.dtype == torch.int64 else idx.long(),
+                          cols, widths, float(scale))
+        return None
+    mask = _token_mask(indices, tokens, slices, slots, rank, scale, y2.dtype)
     if mask is None:
         return None  # base-only batch: nothing to add (vLLM's CPU ops compute it anyway)
     shrink, expand = _memo(_owner(lora_a_stacked[0]),
@@ -253,6 +270,39 @@ def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_sl
     else:
         y2[:, :result.shape[1]] += result
     return None
+
+
+_KERNEL: list = []
+
+
+def _kernel():
+    """The compiled per-token-slot kernel (cpu_lora_kernel.cpp) unless DOMAINLM_VLLM_LORA_OPS=dense, or None."""
+    if os.environ.get(ENV, "auto") == "dense":
+        return None
+    if not _KERNEL:
+        from domainlm.serving.engines.cpu_lora_kernel import load
+
+        _KERNEL.append(load())
+    return _KERNEL[0]
+
+
+def _kernel_weights(lora_a_stacked, lora_b_stacked, output_slices) -> tuple:
+    """The kernel's operands, rebuilt only when an adapter is (un)loaded: A (S, L, r, in) and Bᵀ with rows j, j+1
+    interleaved per column, (L, S·r/2, N, 2), plus each slice's output columns and width."""
+    a = torch.stack([_slots(t).to(torch.bfloat16) for t in lora_a_stacked]).contiguous()
+    slices, slots, rank = a.shape[0], a.shape[1], a.shape[2]
+    total = sum(output_slices)
+    bt = torch.zeros(slots, slices * rank, total, dtype=torch.bfloat16)
+    cols, widths, col = [], [], 0
+    for s, (b, size) in enumerate(zip(lora_b_stacked, output_slices, strict=True)):
+        b = _slots(b)                                                      # (L, out, r)
+        width = min(size, b.shape[1])
+        bt[:, s * rank:(s + 1) * rank, col:col + width] = b[:, :width].transpose(1, 2).to(torch.bfloat16)
+        cols.append(col)
+        widths.append(width)
+        col += size
+    paired = bt.view(slots, slices * rank // 2, 2, total).transpose(-1, -2).contiguous()
+    return a, paired, cols, widths
 
 
 def _any_nonzero(weights: torch.Tensor) -> bool:
@@ -281,7 +331,7 @@ def add_lora_logits(self, y, x, lora_a_stacked, lora_b_stacked, scale, *, buffer
 
 def install() -> bool:
     """Replace vLLM's CPU punica ops with these (idempotent). False when disabled or vLLM has no CPU wrapper."""
-    if os.environ.get(ENV, "dense") == "vllm":
+    if os.environ.get(ENV, "auto") == "vllm":
         return False
     try:
         from vllm.lora.punica_wrapper import punica_cpu
