@@ -108,3 +108,26 @@ def test_prefill_indices_made_in_inference_mode_work():
     reference = torch.stack([(x[t].float() @ a[i, 0].float().t()) for t, i in enumerate([0, 0, 1, 1, 1])])
     assert torch.allclose(buffer, reference, atol=1e-2, rtol=1e-2)
     assert out.abs().max() > 0
+
+
+@pytest.mark.parametrize("ops", ["kernel", "dense"])
+def test_cached_operands_follow_adapter_reloads_and_new_batches(ops, monkeypatch):
+    """Weights are cached per layer and the batch's adapter check per step: an in-place adapter (re)load or a new
+    token → slot mapping must be seen on the next call."""
+    ops_mode(ops, monkeypatch)
+    torch.manual_seed(0)
+    a = (torch.randn(3, 1, 16, 64, dtype=torch.bfloat16),)
+    b = (torch.randn(3, 1, 32, 16, dtype=torch.bfloat16),)
+    x = torch.randn(4, 64, dtype=torch.bfloat16)
+    w = wrapper(torch.tensor([0, 1, -1, 2]))
+    first = torch.zeros(4, 32, dtype=torch.bfloat16)
+    cpu_lora_ops.add_lora_linear(w, first, x, a, b, 1.0, (32,))
+    b[0][1].mul_(2)                                   # vLLM loads adapters into the stacked weights in place
+    second = torch.zeros(4, 32, dtype=torch.bfloat16)
+    cpu_lora_ops.add_lora_linear(w, second, x, a, b, 1.0, (32,))
+    assert torch.equal(first[0], second[0]) and torch.allclose(second[1], 2 * first[1], rtol=1e-2, atol=1e-2)
+    assert second[2].abs().max() == 0
+    w._token_lora_indices[:4] = torch.tensor([-1, -1, -1, -1])   # next step: a base-only batch
+    third = torch.zeros(4, 32, dtype=torch.bfloat16)
+    cpu_lora_ops.add_lora_linear(w, third, x, a, b, 1.0, (32,))
+    assert third.abs().max() == 0
