@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
 from domainlm.kernels.backends import plugins, probes
+from domainlm.kernels.host import cpu_flags
 
 FAMILIES = ("builtin", "namespace", "cuda-alike")
 DIST_BACKENDS = ("nccl", "hccl", "cncl", "mccl", "bkcl", "eccl", "xccl", "gloo")
@@ -380,12 +381,7 @@ def _builtin_probe(backend: Backend) -> tuple[bool, str]:
 
 def _cpu_has_bf16() -> bool:
     """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo: bf16 matmul runs natively (elsewhere it is emulated, slowly)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def _cpu_model_name() -> str:

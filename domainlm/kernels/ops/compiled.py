@@ -17,11 +17,11 @@ platform), logging why.
 from __future__ import annotations
 
 import functools
-import shutil
 
 import torch
 
 from domainlm import log
+from domainlm.kernels.host import cpu_flags, cxx_compiler
 
 logger = log.get("kernels")
 _STATE = {"enabled": False}
@@ -29,7 +29,7 @@ _STATE = {"enabled": False}
 
 def enable(on: bool = True) -> bool:
     """Turn compilation of the elementwise helpers on (when a C++ compiler is present) or off; returns the state."""
-    _STATE["enabled"] = bool(on) and (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")) is not None
+    _STATE["enabled"] = bool(on) and cxx_compiler() is not None
     return _STATE["enabled"]
 
 
@@ -41,14 +41,7 @@ def cpu_has_amx() -> bool:
     """Intel AMX tiles (Sapphire Rapids and later): bf16 GEMMs get so fast there that the eager elementwise passes
     become a third of the step, and compiling them paid +30 % tokens/s (2 pinned cores, SmolLM2 shape). On AVX-512
     CPUs without AMX (measured on an AMD EPYC) the same compile gave no gain, only its start-up time."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return "amx_bf16" in line.split()
-    except OSError:
-        pass
-    return False
+    return "amx_bf16" in cpu_flags()
 
 
 def elementwise(fn):

@@ -11,30 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sys
 from pathlib import Path
+
+from domainlm.kernels.host import cpu_flags, cxx_compiler
 
 SOURCE = Path(__file__).with_name("cpu_lora_kernel.cpp")
 FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp"]
 _state: dict = {}
 
 
-def cpu_has_avx512_bf16() -> bool:
-    try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return "avx512_bf16" in flags and "avx512bw" in flags
-
-
 def unavailable_reason() -> str | None:
     """Why the kernel cannot be used here (None when it can be built)."""
-    if not cpu_has_avx512_bf16():
+    if not {"avx512_bf16", "avx512bw"} <= cpu_flags():
         return "the CPU has no AVX512-BF16"
-    if shutil.which(os.environ.get("CXX", "c++")) is None and shutil.which("g++") is None:
-        return "no C++ compiler (c++ / g++) on PATH"
+    if cxx_compiler() is None:
+        return "no C++ compiler ($CXX, c++, g++, clang++) on PATH"
     from torch.utils.cpp_extension import is_ninja_available
 
     if not is_ninja_available():
