@@ -21,8 +21,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wqy
   fi
 fi
 
-echo "== CPU multi-LoRA kernel (compiled once where the CPU has AVX512-BF16; dense GEMM ops elsewhere)"
-$PY -m domainlm.serving.engines.cpu_lora_kernel
+echo "== native CPU kernels: multi-LoRA serving, training attention, SwiGLU/RMSNorm (compiled once where the CPU has"
+echo "   AVX512-BF16; portable torch ops elsewhere)"
+$PY -m domainlm.kernels.native
 
 echo "== embedded default base model"
 $PY -m domainlm.cli model prepare >/dev/null

@@ -31,7 +31,7 @@ def choose_kernels(requested: str, peft_model, lora: dict, distributed_type: str
 
 
 class CausalLMLoss(nn.Module):
-    def __init__(self, peft_model, kernels: str, ce_chunk: int = 256, checkpointing: bool = False):
+    def __init__(self, peft_model, kernels: str, ce_chunk: int = 512, checkpointing: bool = False):
         super().__init__()
         self.peft = peft_model
         self.kernels = kernels

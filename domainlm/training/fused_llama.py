@@ -1,6 +1,6 @@
 """The fused training forward for llama-like decoders (llama, mistral, qwen2), reading the PEFT model's own tensors.
 
-Per layer: [RMSNorm → one q‖k‖v LoRA GEMM group] → RoPE → varlen attention over packed rows → o LoRA → residual →
+Per layer: [RMSNorm → one q‖k‖v LoRA GEMM group] → [RoPE → varlen attention over packed rows] → o LoRA → residual →
 [RMSNorm → one gate‖up LoRA group] → [SwiGLU → down LoRA] → residual; each bracket is one op whose elementwise
 prologue is recomputed in backward (domainlm/kernels/ops/lora.py), so only the residual stream, q/k/v, the
 attention output and the gate‖up product are held per layer. The LoRA matrices are the PEFT model's
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
-from domainlm.kernels.ops import fused_lora_linear, rms_norm, swiglu, varlen_attention
-from domainlm.kernels.ops.rope import rope, signed_sin
+from domainlm.kernels.ops import fused_lora_linear, rms_norm, swiglu
+from domainlm.kernels.ops.attention import qkv_attention
+from domainlm.kernels.ops.rope import signed_sin
 
 SUPPORTED_FAMILIES = ("llama", "mistral", "qwen2")
 
@@ -134,12 +135,8 @@ class FusedLlama:
     def _layer(self, x: torch.Tensor, layer: FusedLayer, cos, sin, cu: list[int], training: bool) -> torch.Tensor:
         tokens = x.shape[0]
         qkv = layer.qkv(x, training, "rmsnorm", layer.ln1, self.eps)
-        q, k, v = qkv.split([self.heads * self.head_dim, self.kv_heads * self.head_dim,
-                             self.kv_heads * self.head_dim], dim=-1)
-        q = rope(q.view(tokens, self.heads, self.head_dim), cos, sin)
-        k = rope(k.view(tokens, self.kv_heads, self.head_dim), cos, sin)
-        v = v.contiguous().view(tokens, self.kv_heads, self.head_dim)   # lets the [T, q+k+v] GEMM output go
-        attn = varlen_attention(q, k, v, cu, self.scale).reshape(tokens, self.heads * self.head_dim)
+        attn = qkv_attention(qkv, self.heads, self.kv_heads, cu, self.scale, cos, sin)
+        attn = attn.reshape(tokens, self.heads * self.head_dim)
         x = x + layer.o(attn, training)
         gate_up = layer.gate_up(x, training, "rmsnorm", layer.ln2, self.eps)
         return x + layer.down(gate_up, training, "swiglu")

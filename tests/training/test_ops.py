@@ -97,6 +97,7 @@ def test_rms_norm_and_swiglu_match_reference(dtype, tol):
 def test_varlen_attention_never_crosses_rows(dtype, tol, block, monkeypatch):
     from domainlm.kernels.ops import attention
 
+    monkeypatch.setenv("DOMAINLM_CPU_KERNELS", "torch")   # grouped-GEMM path (compiled kernel: test_native_kernels)
     monkeypatch.setattr(attention, "QUERY_BLOCK", block)
     torch.manual_seed(0)
     cu = [0, 5, 12, 20]
@@ -148,7 +149,8 @@ def test_compiled_elementwise_ops_match_eager():
     """torch.compile'd helpers (kernels/ops/compiled.py) compute what their eager definitions compute."""
     from domainlm.kernels.ops import compiled
     from domainlm.kernels.ops.cross_entropy import _loss_and_dlogits
-    from domainlm.kernels.ops.norm import rms_norm_backward, rms_norm_forward
+    from domainlm.kernels.ops.norm import eager_rms_norm_backward as rms_norm_backward
+    from domainlm.kernels.ops.norm import eager_rms_norm_forward as rms_norm_forward
     from domainlm.kernels.ops.rope import rope_forward
 
     torch.manual_seed(0)

@@ -122,8 +122,35 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
         raise ValueError(f"query heads {q.shape[1]} must be a multiple of kv heads {k.shape[1]}")
     scale = scale or q.shape[-1] ** -0.5
     if q.device.type == "cpu":
+        from domainlm.kernels.ops import cpu_attention
+
+        if all(t.dtype == torch.bfloat16 for t in (q, k, v)) and cpu_attention.available(q, q.shape[-1]):
+            tokens, heads, kv_heads = q.shape[0], q.shape[1], k.shape[1]
+            qkv = torch.cat([q.reshape(tokens, -1), k.reshape(tokens, -1), v.reshape(tokens, -1)], dim=1)
+            return cpu_attention.KernelAttention.apply(qkv, list(cu_seqlens), scale, heads, kv_heads, None, None)
         return _GroupedAttention.apply(q, k, v, list(cu_seqlens), scale)
     return sdpa_varlen_attention(q, k, v, cu_seqlens, scale)
+
+
+def qkv_attention(qkv: torch.Tensor, heads: int, kv_heads: int, cu_seqlens: list[int], scale: float,
+                  cos: torch.Tensor | None = None, sin_signed: torch.Tensor | None = None) -> torch.Tensor:
+    """The packed q‖k‖v projection [T, (heads + 2·kv_heads)·D] → RoPE on q and k (tables [T, 1, D], sin± from
+    rope.signed_sin; none: no rotation) → causal varlen attention → [T, heads, D].
+
+    bf16 on AVX512-BF16 CPUs: one kernel call reads qkv as it is and rotates inside (cpu_attention.py); elsewhere
+    split + rope + varlen_attention, the same computation."""
+    from domainlm.kernels.ops import cpu_attention
+    from domainlm.kernels.ops.rope import rope
+
+    tokens, head_dim = qkv.shape[0], qkv.shape[1] // (heads + 2 * kv_heads)
+    if qkv.dtype == torch.bfloat16 and cpu_attention.available(qkv, head_dim):
+        return cpu_attention.KernelAttention.apply(qkv, list(cu_seqlens), scale, heads, kv_heads, cos, sin_signed)
+    q, k, v = qkv.split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
+    q, k = q.view(tokens, heads, head_dim), k.view(tokens, kv_heads, head_dim)
+    if cos is not None:
+        q, k = rope(q, cos, sin_signed), rope(k, cos, sin_signed)
+    v = v.contiguous().view(tokens, kv_heads, head_dim)   # lets the [T, q+k+v] GEMM output go
+    return varlen_attention(q, k, v, cu_seqlens, scale)
 
 
 def sdpa_varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqlens: list[int],

@@ -7,9 +7,10 @@ Because the gradient is formed in the forward pass, backward is a scale: call ba
 
 Eager: every pass over a chunk's [C, V] logits runs in place in two reused buffers (bf16 GEMM output, fp32 work),
 kept between calls: on CPU a fresh 100 MB tensor costs page faults (~25k of them) on every allocation, which
-measured slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=256, V=49152: 75 MB). With compiled
-elementwise ops (kernels/ops/compiled.py) the loss and dL/dlogits come from one fused reduction + pointwise pass
-over the compute-dtype logits instead.
+measured slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=512, V=49152: 150 MB; 50 MB with the
+native kernel below). With compiled elementwise ops (kernels/ops/compiled.py) the loss and dL/dlogits come from one fused reduction + pointwise pass
+over the compute-dtype logits instead; with bf16 on AVX512-BF16 CPUs, from cpu_elementwise_kernel.cpp (two
+reads and one in-place write of each bf16 row; no fp32 buffer).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import torch
 
 from domainlm.kernels.ops.compiled import elementwise
+from domainlm.kernels.ops.cpu_elementwise import KERNEL
 from domainlm.kernels.ops.compiled import enabled as compiled_enabled
 
 IGNORE = -100
@@ -58,6 +60,10 @@ def _chunk_loss_and_grad(h: torch.Tensor, weight: torch.Tensor, targets: torch.T
     rows, vocab = h.shape[0], weight.shape[0]
     low = _buffer("low", rows, vocab, h.dtype, h.device)
     torch.mm(h, weight.t(), out=low)                                     # logits in the compute dtype
+    native = KERNEL.for_tensors(low)
+    if native:   # cpu_elementwise_kernel.cpp: loss and softmax − one-hot in place, two passes over the bf16 rows
+        loss = native.cross_entropy_rows(low, targets.long().contiguous(), want_grad)
+        return loss.to(h.device), (low if want_grad else None)
     if want_grad and compiled_enabled():
         valid = targets != IGNORE
         safe = torch.where(valid, targets, torch.zeros_like(targets)).long()
@@ -110,7 +116,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
 
 
 def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                         chunk: int = 256) -> torch.Tensor:
+                         chunk: int = 512) -> torch.Tensor:
     """Σ over tokens of CE(hidden @ weightᵀ, targets) in fp32 (IGNORE targets skipped). hidden [N, H], weight [V, H].
 
     Returns the SUM, so callers normalise by whatever token count they choose (global across ranks and
