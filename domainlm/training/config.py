@@ -70,7 +70,8 @@ class OptimConfig(Strict):
     kernels: Literal["auto", "fused", "hf"] = "auto"  # fused domainlm ops (llama-like families) or the HF modules
     compile: Literal["auto", "on", "off"] = "auto"  # torch.compile the fused ops' elementwise parts (auto: on
     # for CPUs with AMX, where it measured +30 % tokens/s; off elsewhere, where it only added compile time)
-    ce_chunk: int = Field(512, ge=16)              # tokens per chunk of the fused lm-head + CE (GEMMs ~10% faster than 256)
+    ce_chunk: int = Field(512, ge=16)              # tokens per chunk of the fused lm-head + CE (512: ~10% faster
+    # GEMMs than 256; workspace C×V×2 B with the native CE kernel, ×6 without)
     threads: int | None = Field(None, ge=1)        # torch CPU threads per process (None: torch default)
 
 

@@ -8,9 +8,9 @@ Because the gradient is formed in the forward pass, backward is a scale: call ba
 Eager: every pass over a chunk's [C, V] logits runs in place in two reused buffers (bf16 GEMM output, fp32 work),
 kept between calls: on CPU a fresh 100 MB tensor costs page faults (~25k of them) on every allocation, which
 measured slower than the log-softmax itself. Workspace = C × V × 6 bytes (C=512, V=49152: 150 MB; 50 MB with the
-native kernel below). With compiled elementwise ops (kernels/ops/compiled.py) the loss and dL/dlogits come from one fused reduction + pointwise pass
-over the compute-dtype logits instead; with bf16 on AVX512-BF16 CPUs, from cpu_elementwise_kernel.cpp (two
-reads and one in-place write of each bf16 row; no fp32 buffer).
+native kernel below). With compiled elementwise ops (kernels/ops/compiled.py) the loss and dL/dlogits come from
+one fused reduction + pointwise pass over the compute-dtype logits instead; with bf16 on AVX512-BF16 CPUs, from
+cpu_elementwise_kernel.cpp (two reads and one in-place write of each bf16 row; no fp32 buffer).
 """
 
 from __future__ import annotations
