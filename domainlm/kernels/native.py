@@ -89,10 +89,11 @@ class NativeKernel:
 def build_all(verbose: bool = False) -> None:
     """`make setup`: build every kernel ahead, so no process pays the compile; exits 0 where they cannot build."""
     from domainlm.kernels.ops.cpu_elementwise import KERNEL as elementwise
+    from domainlm.kernels.ops.cpu_gemm import KERNEL as gemm
     from domainlm.kernels.ops.cpu_attention import KERNEL as attention
     from domainlm.serving.engines.cpu_lora_kernel import KERNEL as lora
 
-    for kernel in (lora, attention, elementwise):
+    for kernel in (lora, attention, elementwise, gemm):
         loaded = kernel.load(verbose=verbose)
         state = "built and loaded" if loaded is not None else f"not available ({kernel.fallback} serve)"
         print(f"{kernel.name}:", state)

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from domainlm.kernels.ops.activation import swiglu_backward, swiglu_forward
+from domainlm.kernels.ops.cpu_gemm import weight_grad
 from domainlm.kernels.ops.norm import rms_norm_apply, rms_norm_backward, rms_norm_forward
 
 PROLOGUES = (None, "rmsnorm", "swiglu")
@@ -124,15 +125,14 @@ class _FusedLoRALinear(torch.autograd.Function):
                 x = src
         x2 = x.reshape(-1, x.shape[-1])
         xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - ctx.dropout)) if mask is not None else x2
-        grad_a_cat = (gxa.t() @ xd).float()                   # [R, in]
+        grad_a_cat = weight_grad(gxa, xd)                     # [R, in] fp32: Σ over tokens
         (a_shapes, b_shapes), (a_dtypes, b_dtypes) = ctx.shapes, ctx.param_dtypes
         grads = []
         for a_shape, b_shape, a_dt, b_dt in zip(a_shapes, b_shapes, a_dtypes, b_dtypes, strict=True):
             grads += [xa.new_zeros(a_shape, dtype=a_dt), xa.new_zeros(b_shape, dtype=b_dt)]   # rank-0 blocks
         for index, r0, r1, c0, c1 in ctx.blocks:
             grads[2 * index] = grad_a_cat[c0:c1].to(a_dtypes[index])
-            # [outᵢ, rᵢ] as (xaᵢᵀ gᵢ)ᵀ: the thin operand transposed runs 1.2–1.7× faster than gᵢᵀ xaᵢ here
-            grad_b = torch.mm(xa[:, c0:c1].t(), g[:, r0:r1]).t().float() * ctx.scalings[index]
+            grad_b = weight_grad(xa[:, c0:c1], g[:, r0:r1]).t() * ctx.scalings[index]   # [outᵢ, rᵢ]
             grads[2 * index + 1] = grad_b.to(b_dtypes[index])
         return (grad_src, None, None, None, None, None, None, None, *grads)
 
