@@ -2,6 +2,8 @@
 
 cross_entropy: lm-head + CE in token chunks (no full logits); lora: grouped LoRA linear (q/k/v, gate/up);
 norm: RMSNorm with frozen weight; activation: SwiGLU; attention: varlen causal attention for packed rows.
+cpu_*.py + cpu_*_kernel.cpp: the AVX512-BF16 C++ kernels the ops above use for bf16 on CPUs that have it
+(attention with RoPE, SwiGLU / RMSNorm / cross-entropy, LoRA weight gradients); built by kernels/native.py.
 """
 
 from domainlm.kernels.ops.activation import swiglu
