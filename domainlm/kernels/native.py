@@ -1,8 +1,8 @@
 """Build and load domainlm's AVX512-BF16 C++ kernels (torch cpp_extension), or say why one cannot be used.
 
-Each kernel is compiled once per source, flags, torch version and Python into ~/.cache/domainlm/ext/ (machine-wide,
-not per DOMAINLM_HOME, so test homes reuse it), under torch's file lock, so several processes (the vLLM API server
-and its engine, two training ranks) can load it at once. `make setup` builds them ahead; otherwise the first load
+Each kernel is compiled once per source (with the headers beside it), flags, torch version and Python into
+~/.cache/domainlm/ext/ (machine-wide, not per DOMAINLM_HOME, so test homes reuse it), under torch's file lock, so
+several processes (the vLLM API server and its engine, two training ranks) can load it at once. `make setup` builds them ahead; otherwise the first load
 compiles (about 30 s). Used only where /proc/cpuinfo lists avx512_bf16 and a C++ compiler and ninja are present;
 everywhere else `load()` returns None and the caller's portable torch ops serve.
 """
@@ -53,8 +53,9 @@ class NativeKernel:
     def build_dir(self) -> Path:
         import torch
 
-        tag = hashlib.sha256(self.source.read_bytes() + " ".join(FLAGS).encode() + torch.__version__.encode()
-                             + sys.version.encode()).hexdigest()[:16]
+        headers = b"".join(h.read_bytes() for h in sorted(self.source.parent.glob("*.h")))   # shared helpers
+        tag = hashlib.sha256(self.source.read_bytes() + headers + " ".join(FLAGS).encode()
+                             + torch.__version__.encode() + sys.version.encode()).hexdigest()[:16]
         cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
         return cache / "domainlm" / "ext" / f"{self.name}-{tag}"
 

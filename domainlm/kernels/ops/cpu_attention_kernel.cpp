@@ -25,6 +25,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "bf16_avx512.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -45,11 +47,11 @@ namespace {
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-inline __m512 load_bf16(const u16* src) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)src)), 16));
-}
+using bf16x::load_mask;
 
-inline __m256i to_bf16(__m512 v) { return (__m256i)_mm512_cvtneps_pbh(v); }  // round to nearest even
+inline __m512 load_bf16(const u16* src) { return bf16x::load(src); }
+
+inline __m256i to_bf16(__m512 v) { return bf16x::pack(v); }
 
 inline u16 to_bf16_scalar(float f) {
   u32 u;
@@ -58,26 +60,9 @@ inline u16 to_bf16_scalar(float f) {
   return static_cast<u16>(u >> 16);
 }
 
-// e^x for x <= ~0 (scores minus their max, or minus the log-sum-exp): Cephes' expf polynomial, 2^n by scalef.
-inline __m512 exp512(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
+inline __m512 exp512(__m512 x) { return bf16x::exp(x); }
 
-inline __mmask16 first(int64_t count) {  // lanes [0, count) of 16
-  return count >= 16 ? (__mmask16)0xFFFF : count <= 0 ? (__mmask16)0 : (__mmask16)((1u << count) - 1);
-}
+inline __mmask16 first(int64_t count) { return bf16x::lanes(count); }  // lanes [0, count) of 16
 
 // C[r][0, 16*NC) (= or +=) sum over kp in [kp0, kp1) of A_r[kp] . B[kp][0, 16*NC), for 4 rows at once:
 // per pair NC loads of B, 4 broadcasts of A, 4*NC independent dot-product chains.
@@ -178,9 +163,7 @@ Shape shape_of(const torch::Tensor& qkv, int64_t Hq, int64_t Hkv) {
   return {qkv.size(0), Hq, Hkv, D, Hq / Hkv, D / 2, W};
 }
 
-inline __m512 load_bf16_mask(const u16* src, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src)), 16));
-}
+inline __m512 load_bf16_mask(const u16* src, __mmask16 m) { return load_mask(src, m); }
 
 // RoPE with the sign of rotate_half folded into ss: y = x·cos + swap_halves(x)·ss, fp32 math, bf16 out.
 // Without tables (cos == nullptr) a plain copy.
@@ -273,6 +256,22 @@ std::vector<int64_t> bounds_of(const torch::Tensor& cu, int64_t T) {
   return out;
 }
 
+// fn(s0, n, g, kr, qr) for every non-empty (row, kv head) item on OpenMP threads, longest rows first, with the
+// item's rotated k rows [n][D] and q rows [rep][n][D] in per-thread scratch.
+template <typename Fn>
+void for_each_item(const std::vector<int64_t>& cu, const Packed& in, Fn fn) {
+  const auto items = items_of(cu, in.s.Hkv);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(at::get_num_threads())
+  for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
+    const int64_t row = items[it].first, g = items[it].second, s0 = cu[row], n = cu[row + 1] - cu[row];
+    if (n == 0) continue;
+    u16* kr = scratch<u16>(2, n * in.s.D);
+    u16* qr = scratch<u16>(3, in.s.rep * n * in.s.D);
+    in.rotate(s0, n, g, kr, qr);
+    fn(s0, n, g, kr, qr);
+  }
+}
+
 }  // namespace
 
 std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, torch::Tensor cu_seqlens, double scale,
@@ -285,18 +284,11 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
   auto lse = torch::empty({s.T, s.Hq}, qkv.options().dtype(at::kFloat));
   u16* op = reinterpret_cast<u16*>(out.data_ptr());
   float* lp = lse.data_ptr<float>();
-  const auto items = items_of(cu, s.Hkv);
   const float sc = static_cast<float>(scale);
   const int64_t D = s.D;
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(at::get_num_threads())
-  for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
-    const int64_t row = items[it].first, g = items[it].second, s0 = cu[row], n = cu[row + 1] - cu[row];
-    if (n == 0) continue;
+  for_each_item(cu, in, [&](int64_t s0, int64_t n, int64_t g, const u16* kr, const u16* qr) {
     const int64_t n16 = round_up(n, 16), n2 = round_up(n, 2);
-    u16* kr = scratch<u16>(2, n * D);
-    u16* qr = scratch<u16>(3, s.rep * n * D);
-    in.rotate(s0, n, g, kr, qr);
     std::vector<u32> kt(s.dp * n16), vk(n2 / 2 * D);
     pack_pairs_over_dim(kr, D, n, s.dp, n16, kt.data());
     pack_pairs_over_rows([&](int64_t j) { return j < n ? in.v(s0 + j, g) : nullptr; }, n2, D, vk.data());
@@ -348,7 +340,7 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
         }
       }
     }
-  }
+  });
   return {out, lse};
 }
 
@@ -367,18 +359,11 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
   const u16* gp = reinterpret_cast<const u16*>(dout.data_ptr());
   const float* lp = lse.data_ptr<float>();
   u16* dp_base = reinterpret_cast<u16*>(dqkv.data_ptr());
-  const auto items = items_of(cu, s.Hkv);
   const float sc = static_cast<float>(scale);
   const int64_t D = s.D;
 
-#pragma omp parallel for schedule(dynamic, 1) num_threads(at::get_num_threads())
-  for (int64_t it = 0; it < static_cast<int64_t>(items.size()); ++it) {
-    const int64_t row = items[it].first, g = items[it].second, s0 = cu[row], n = cu[row + 1] - cu[row];
-    if (n == 0) continue;
+  for_each_item(cu, in, [&](int64_t s0, int64_t n, int64_t g, const u16* kr, const u16* qr) {
     const int64_t n16 = round_up(n, 16), n2 = round_up(n, 2), n4 = round_up(n, 4);
-    u16* kr = scratch<u16>(2, n * D);
-    u16* qr = scratch<u16>(3, s.rep * n * D);
-    in.rotate(s0, n, g, kr, qr);
     auto qrow = [&](int64_t i, int64_t t) { return qr + (t * n + i) * D; };
     auto grow = [&](int64_t i, int64_t t) { return gp + ((s0 + i) * s.Hq + g * s.rep + t) * D; };
     // Kᵀ and Vᵀ for the score and dP products (pairs over D), K for dQ = dS K (pairs over keys)
@@ -492,7 +477,7 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
       rope_adjoint_row(dk_acc + j * D, sc, in.c(s0 + j), in.ss(s0 + j), D, dp_base + (s0 + j) * s.W + (s.Hq + g) * D);
       rope_adjoint_row(dv_acc + j * D, 1.0f, nullptr, nullptr, D, dp_base + (s0 + j) * s.W + (s.Hq + s.Hkv + g) * D);
     }
-  }
+  });
   return dqkv;
 }
 

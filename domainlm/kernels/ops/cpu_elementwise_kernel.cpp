@@ -21,6 +21,8 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include "bf16_avx512.h"
+
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
@@ -36,15 +38,10 @@ using u16 = uint16_t;
 
 namespace {
 
-inline __m512 load_bf16(const u16* src) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)src)), 16));
-}
-
-inline __m512 load_bf16_mask(const u16* src, __mmask16 m) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src)), 16));
-}
-
-inline __m256i to_bf16(__m512 v) { return (__m256i)_mm512_cvtneps_pbh(v); }
+inline __m512 load_bf16(const u16* src) { return bf16x::load(src); }
+inline __m512 load_bf16_mask(const u16* src, __mmask16 m) { return bf16x::load_mask(src, m); }
+inline __m256i to_bf16(__m512 v) { return bf16x::pack(v); }
+inline __m512 exp512(__m512 x) { return bf16x::exp(x); }
 
 inline __m512 round_bf16(__m512 v) {  // the value eager would hold after writing v to a bf16 tensor
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(to_bf16(v)), 16));
@@ -52,28 +49,11 @@ inline __m512 round_bf16(__m512 v) {  // the value eager would hold after writin
 
 inline void store_bf16(u16* dst, __m512 v, __mmask16 m) { _mm256_mask_storeu_epi16(dst, m, to_bf16(v)); }
 
-// e^x on [-87, 88] (clamped): Cephes' expf polynomial, 2^n by scalef.
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
 inline __m512 sigmoid(__m512 g) {
   return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), g))));
 }
 
-inline __mmask16 lanes(int64_t count) { return count >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << count) - 1); }
+inline __mmask16 lanes(int64_t count) { return bf16x::lanes(count); }
 
 void check(const torch::Tensor& t, const char* name) {
   TORCH_CHECK(t.scalar_type() == at::kBFloat16 && t.is_contiguous() && t.device().is_cpu(), name,
