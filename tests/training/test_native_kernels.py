@@ -114,19 +114,19 @@ def test_attention_kernel_rows_are_independent_and_routed():
     cu = [0, 5, 12, 20]
     q = torch.randn(20, 6, 64).bfloat16()
     k, v = torch.randn(20, 2, 64).bfloat16(), torch.randn(20, 2, 64).bfloat16()
-    assert cpu_attention.available(q, 64)
+    assert cpu_attention.available(64, q, k, v)
     packed = varlen_attention(q, k, v, cu)
     alone = varlen_attention(q[5:12], k[5:12], v[5:12], [0, 7])
     assert torch.equal(packed[5:12], alone)     # the middle row sees nothing of its neighbours, bit for bit
-    assert not cpu_attention.available(q.float(), 64)        # fp32 takes the torch path
-    assert not cpu_attention.available(q, 8)                 # head_dim 8: not a multiple of 16
+    assert not cpu_attention.available(64, q.float(), k.float(), v.float())        # fp32 takes the torch path
+    assert not cpu_attention.available(8, q, k, v)                 # head_dim 8: not a multiple of 16
 
 
 def test_kernels_switch_off_with_environment(monkeypatch):
     built(cpu_attention.KERNEL)
     q = torch.randn(4, 2, 16).bfloat16()
     monkeypatch.setenv("DOMAINLM_CPU_KERNELS", "torch")
-    assert not cpu_attention.available(q, 16)
+    assert not cpu_attention.available(16, q)
     assert ELEMENTWISE.for_tensors(q) is None
 
 

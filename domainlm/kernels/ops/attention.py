@@ -127,7 +127,7 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cu_seqle
     if q.device.type == "cpu":
         from domainlm.kernels.ops import cpu_attention
 
-        if all(t.dtype == torch.bfloat16 for t in (q, k, v)) and cpu_attention.available(q, q.shape[-1]):
+        if cpu_attention.available(q.shape[-1], q, k, v):
             tokens, heads, kv_heads = q.shape[0], q.shape[1], k.shape[1]
             qkv = torch.cat([q.reshape(tokens, -1), k.reshape(tokens, -1), v.reshape(tokens, -1)], dim=1)
             return cpu_attention.KernelAttention.apply(qkv, list(cu_seqlens), scale, heads, kv_heads, None, None)
@@ -146,7 +146,7 @@ def qkv_attention(qkv: torch.Tensor, heads: int, kv_heads: int, cu_seqlens: list
     from domainlm.kernels.ops.rope import rope
 
     tokens, head_dim = qkv.shape[0], qkv.shape[1] // (heads + 2 * kv_heads)
-    if qkv.dtype == torch.bfloat16 and cpu_attention.available(qkv, head_dim):
+    if cpu_attention.available(head_dim, qkv):
         return cpu_attention.KernelAttention.apply(qkv, list(cu_seqlens), scale, heads, kv_heads, cos, sin_signed)
     q, k, v = qkv.split([heads * head_dim, kv_heads * head_dim, kv_heads * head_dim], dim=-1)
     q, k = q.view(tokens, heads, head_dim), k.view(tokens, kv_heads, head_dim)

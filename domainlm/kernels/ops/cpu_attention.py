@@ -8,7 +8,7 @@ probabilities from it (flash attention's recipe), so no n² tensor is kept betwe
 q‖k‖v projection directly and applies RoPE itself (and its adjoint in backward), so the split, the rotation ops and
 their copies disappear from the training step.
 
-`available(tensor, head_dim)` says whether a call can take this path: bf16 CPU tensors, head_dim a multiple of 16
+`available(head_dim, *tensors)` says whether a call can take this path: bf16 CPU tensors, head_dim a multiple of 16
 (≤ 256), the kernel built (AVX512-BF16, a compiler, ninja) and DOMAINLM_CPU_KERNELS not set to `torch`.
 """
 
@@ -28,10 +28,10 @@ QUERY_CHUNK = 512
 _NO_TABLE = torch.empty(0, dtype=torch.bfloat16)
 
 
-def available(tensor: torch.Tensor, head_dim: int) -> bool:
+def available(head_dim: int, *tensors: torch.Tensor) -> bool:
     if head_dim % 16 or head_dim > 256:
         return False
-    return KERNEL.for_tensors(tensor) is not None
+    return KERNEL.for_tensors(*tensors) is not None
 
 
 def _table(t: torch.Tensor | None, tokens: int, head_dim: int) -> torch.Tensor:

@@ -47,9 +47,9 @@ namespace {
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-using bf16x::load_mask;
-
 inline __m512 load_bf16(const u16* src) { return bf16x::load(src); }
+
+inline __m512 load_bf16_mask(const u16* src, __mmask16 m) { return bf16x::load_mask(src, m); }
 
 inline __m256i to_bf16(__m512 v) { return bf16x::pack(v); }
 
@@ -162,8 +162,6 @@ Shape shape_of(const torch::Tensor& qkv, int64_t Hq, int64_t Hkv) {
   TORCH_CHECK(D % 16 == 0 && D <= 256, "head_dim must be a multiple of 16, at most 256");
   return {qkv.size(0), Hq, Hkv, D, Hq / Hkv, D / 2, W};
 }
-
-inline __m512 load_bf16_mask(const u16* src, __mmask16 m) { return load_mask(src, m); }
 
 // RoPE with the sign of rotate_half folded into ss: y = x·cos + swap_halves(x)·ss, fp32 math, bf16 out.
 // Without tables (cos == nullptr) a plain copy.

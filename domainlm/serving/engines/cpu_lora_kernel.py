@@ -1,22 +1,16 @@
 """Build and load `cpu_lora_kernel.cpp` (per-token-slot multi-LoRA with AVX512-BF16), or say why not.
 
-Built like every native kernel (domainlm/kernels/native.py: cached per source in ~/.cache/domainlm/ext, `make
-setup` builds it ahead). Where it cannot be used, `load()` returns None and the dense GEMM ops in cpu_lora_ops serve.
+Built like every native kernel (domainlm/kernels/native.py: cached per source in ~/.cache/domainlm/ext; `make
+setup` builds it ahead through `python -m domainlm.kernels.native`). Where it cannot be used, `load()` returns None
+and the dense GEMM ops in cpu_lora_ops serve.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from domainlm.kernels.native import NativeKernel
 
 KERNEL = NativeKernel("cpu_lora_kernel", Path(__file__).with_name("cpu_lora_kernel.cpp"), "dense GEMM LoRA ops")
 unavailable_reason = KERNEL.unavailable_reason
-build_dir = KERNEL.build_dir
 load = KERNEL.load
-
-
-if __name__ == "__main__":  # `python -m domainlm.serving.engines.cpu_lora_kernel`: build ahead
-    loaded = load(verbose="-v" in sys.argv)
-    print("cpu LoRA kernel:", "built and loaded" if loaded is not None else "not available (dense ops serve)")
