@@ -26,6 +26,7 @@ from domainlm.data import dataset
 from domainlm.data.batching import RowOrder, collate, micro_batch_rows, step_rows
 from domainlm.errors import ConfigError
 from domainlm.kernels.ops import compiled as compiled_ops
+from domainlm.kernels.ops import lora as lora_ops
 from domainlm.kernels.ops.cross_entropy import release_workspace
 from domainlm.training import checkpoint
 from domainlm.training.artifact import write_adapter
@@ -95,7 +96,12 @@ class Trainer:
                                           and compiled_ops.cpu_has_amx())))
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         t = cfg.train
-        self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay)
+        # torch's fused AdamW (one kernel for all tensors: 5.5 vs 20 ms per step for SmolLM2's 420 LoRA tensors on
+        # the CPU) leaves version counters alone, so the LoRA op's cached bf16 weight copies are invalidated by hook
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, betas=t.betas, weight_decay=t.weight_decay,
+                                           fused=fused or None)
+        self.optimizer.register_step_post_hook(lambda *_: lora_ops.parameters_changed())
         self.rows_per_step = t.batch_size * t.grad_accum * self.world
         self.total_steps = t.max_steps or max(1, math.ceil(t.epochs * len(self.data.train) / self.rows_per_step))
         self.scheduler = build_scheduler(self.optimizer, total=self.total_steps, warmup=t.warmup_steps,

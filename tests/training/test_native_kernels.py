@@ -40,7 +40,7 @@ def attention_grads(fn, q, k, v, grad):
 @pytest.mark.parametrize("lengths, heads, kv_heads, dim, chunk", [
     ([5, 1, 17, 40], 6, 2, 64, 512),        # GQA 3:1, a 1-token row, odd lengths
     ([300, 77, 129], 9, 3, 64, 512),        # SmolLM2's heads at MedQuAD lengths
-    ([33, 70], 4, 4, 128, 7),               # no GQA, head_dim 128, many backward chunks (odd chunk size)
+    ([33, 70], 4, 4, 128, 7),               # no GQA, head_dim 128, many backward chunks (7 runs as 8: odd tails)
     ([3, 64, 2], 2, 1, 32, 5),
     ([19], 4, 2, 16, 4),
 ])

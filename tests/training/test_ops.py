@@ -8,6 +8,7 @@ import torch
 from domainlm.kernels.ops.activation import reference_swiglu, swiglu
 from domainlm.kernels.ops.attention import reference_attention, varlen_attention
 from domainlm.kernels.ops.cross_entropy import IGNORE, linear_cross_entropy, reference_cross_entropy
+from domainlm.kernels.ops import lora as lora_ops
 from domainlm.kernels.ops.lora import fused_lora_linear, reference_lora_linear
 from domainlm.kernels.ops.norm import reference_rms_norm, rms_norm
 
@@ -62,6 +63,27 @@ def test_fused_lora_group_matches_per_projection_reference(dtype, tol):
     assert out.shape == (2, 11, 40) and rel(out, expected) < tol
     for got, want in zip(g_ours, g_ref, strict=True):
         assert got.dtype == want.dtype and rel(got, want) < tol * 2
+
+
+def test_fused_lora_sees_every_fused_adamw_step():
+    """torch's fused AdamW leaves version counters unchanged; the trainer's post-step hook must still refresh the op's
+    cached bf16 copies of A and B, so each forward uses the weights of the latest step."""
+    torch.manual_seed(0)
+    x = torch.randn(16, 32, dtype=torch.bfloat16)
+    weight = torch.randn(24, 32, dtype=torch.bfloat16) * 0.1
+    a = torch.nn.Parameter(torch.randn(4, 32) * 0.1)
+    b = torch.nn.Parameter(torch.randn(24, 4) * 0.1)
+    optimizer = torch.optim.AdamW([a, b], lr=0.05, fused=True)
+    optimizer.register_step_post_hook(lambda *_: lora_ops.parameters_changed())
+    for _ in range(3):
+        out = fused_lora_linear(x, weight, None, [a], [b], [2.0])
+        expected = reference_lora_linear(x, [weight], None, [a.detach()], [b.detach()], [2.0])
+        assert rel(out, expected) < 2e-2
+        versions = a._version, b._version
+        out.float().square().sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        assert (a._version, b._version) == versions   # the case the hook exists for
 
 
 def test_fused_lora_dropout_is_unbiased_and_seeded():

@@ -53,14 +53,7 @@ inline __m512 load_bf16_mask(const u16* src, __mmask16 m) { return bf16x::load_m
 
 inline __m256i to_bf16(__m512 v) { return bf16x::pack(v); }
 
-inline u16 to_bf16_scalar(float f) {
-  u32 u;
-  std::memcpy(&u, &f, 4);
-  u += 0x7FFF + ((u >> 16) & 1);
-  return static_cast<u16>(u >> 16);
-}
-
-inline __m512 exp512(__m512 x) { return bf16x::exp(x); }
+inline __m512 exp_nonpositive(__m512 x) { return bf16x::exp_nonpositive(x); }
 
 inline __mmask16 first(int64_t count) { return bf16x::lanes(count); }  // lanes [0, count) of 16
 
@@ -123,11 +116,12 @@ void pack_pairs_over_rows(Row row, int64_t count, int64_t D, u32* out) {
   }
 }
 
-// 4 fp32 rows x 16 columns (row stride lds) -> bf16, transposed: dst[c * ldd + r] for c < 16, r < 4 (one 8-byte
-// store per column). The 16-bit then 32-bit unpacks work within 128-bit lanes, hence the column order below.
-inline void transpose4x16(const float* src, int64_t lds, u16* dst, int64_t ldd) {
-  const __m256i a = to_bf16(_mm512_loadu_ps(src)), b = to_bf16(_mm512_loadu_ps(src + lds));
-  const __m256i c = to_bf16(_mm512_loadu_ps(src + 2 * lds)), d = to_bf16(_mm512_loadu_ps(src + 3 * lds));
+// 4 bf16 rows x 16 columns (row stride lds) -> transposed: dst[c * ldd + r] for c < 16, r < 4 (one 8-byte store
+// per column). The 16-bit then 32-bit unpacks work within 128-bit lanes, hence the column order below.
+inline void transpose4x16(const u16* src, int64_t lds, u16* dst, int64_t ldd) {
+  const __m256i a = _mm256_loadu_si256((const __m256i*)src), b = _mm256_loadu_si256((const __m256i*)(src + lds));
+  const __m256i c = _mm256_loadu_si256((const __m256i*)(src + 2 * lds));
+  const __m256i d = _mm256_loadu_si256((const __m256i*)(src + 3 * lds));
   const __m256i ab_lo = _mm256_unpacklo_epi16(a, b), ab_hi = _mm256_unpackhi_epi16(a, b);
   const __m256i cd_lo = _mm256_unpacklo_epi16(c, d), cd_hi = _mm256_unpackhi_epi16(c, d);
   const __m256i quads[4] = {_mm256_unpacklo_epi32(ab_lo, cd_lo), _mm256_unpackhi_epi32(ab_lo, cd_lo),
@@ -290,7 +284,7 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
     std::vector<u32> kt(s.dp * n16), vk(n2 / 2 * D);
     pack_pairs_over_dim(kr, D, n, s.dp, n16, kt.data());
     pack_pairs_over_rows([&](int64_t j) { return j < n ? in.v(s0 + j, g) : nullptr; }, n2, D, vk.data());
-    std::vector<float> scores(4 * n16), o(4 * D);
+    std::vector<float> scores(4 * n16), o(4 * D), inv_sum(4);
     std::vector<u16> probs(4 * n16);
     for (int64_t t = 0; t < s.rep; ++t) {
       const int64_t h = g * s.rep + t;
@@ -299,8 +293,10 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
         const u32* a[4];
         for (int r = 0; r < 4; ++r)
           a[r] = reinterpret_cast<const u32*>(qr + (t * n + std::min(i0 + r, n - 1)) * D);
-        const int64_t ncols = round_up(last, 16);
+        const int64_t ncols = round_up(last, 16);   // = round_up(i + 1, 16) for every query i of the group
         gemm4(a, kt.data(), n16, 0, s.dp, scores.data(), n16, ncols, false);
+        // numerators e^(s - max) go to bf16 in the same pass that sums them; the 1/sum scales the output row
+        // instead of every probability (one pass over the row fewer)
         for (int r = 0; r < 4; ++r) {
           float* sr = scores.data() + r * n16;
           u16* pr = probs.data() + r * n16;
@@ -313,20 +309,16 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
           for (int64_t j = 0; j <= i; j += 16)
             vmax = _mm512_mask_max_ps(vmax, first(i + 1 - j), vmax, _mm512_loadu_ps(sr + j));
           const float mx = _mm512_reduce_max_ps(vmax) * sc;
+          const __m512 vsc = _mm512_set1_ps(sc), vmx = _mm512_set1_ps(mx);
           __m512 vsum = _mm512_setzero_ps();
-          for (int64_t j = 0; j <= i; j += 16) {
-            const __mmask16 m = first(i + 1 - j);
-            const __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(sr + j), _mm512_set1_ps(sc),
-                                                                           _mm512_set1_ps(mx))));
-            _mm512_storeu_ps(sr + j, e);
+          for (int64_t j = 0; j < ncols; j += 16) {
+            const __m512 e = _mm512_maskz_mov_ps(first(i + 1 - j),
+                                                 exp_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + j), vsc, vmx)));
             vsum = _mm512_add_ps(vsum, e);
+            _mm256_storeu_si256((__m256i*)(pr + j), to_bf16(e));
           }
           const float sum = _mm512_reduce_add_ps(vsum);
-          const __m512 inv = _mm512_set1_ps(1.0f / sum);
-          for (int64_t j = 0; j < ncols; j += 16) {
-            const __m512 p = _mm512_maskz_mul_ps(first(i + 1 - j), _mm512_loadu_ps(sr + j), inv);
-            _mm256_storeu_si256((__m256i*)(pr + j), to_bf16(p));
-          }
+          inv_sum[r] = 1.0f / sum;
           lp[(s0 + i) * s.Hq + h] = mx + std::log(sum);
         }
         const u32* pa[4];
@@ -334,7 +326,9 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
         gemm4(pa, vk.data(), D, 0, (last + 1) / 2, o.data(), D, D, false);
         for (int64_t i = i0; i < last; ++i) {
           u16* dst = op + ((s0 + i) * s.Hq + h) * D;
-          for (int64_t d = 0; d < D; d += 16) _mm256_storeu_si256((__m256i*)(dst + d), to_bf16(_mm512_loadu_ps(o.data() + (i - i0) * D + d)));
+          const __m512 scale_row = _mm512_set1_ps(inv_sum[i - i0]);
+          for (int64_t d = 0; d < D; d += 16)
+            _mm256_storeu_si256((__m256i*)(dst + d), to_bf16(_mm512_mul_ps(_mm512_loadu_ps(o.data() + (i - i0) * D + d), scale_row)));
         }
       }
     }
@@ -348,6 +342,7 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
   check_bf16({&dout, &qkv, &out});
   TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.is_contiguous(), "lse: contiguous fp32");
   TORCH_CHECK(query_chunk >= 1, "query_chunk must be positive");
+  const int64_t chunk = round_up(query_chunk, 4);   // aligned with the key tiles: see the Pᵀ / dSᵀ zeroing below
   const Shape s = shape_of(qkv, Hq, Hkv);
   const Packed in = packed_of(qkv, cos, sin, s);
   TORCH_CHECK(dout.numel() == s.T * s.Hq * s.D && out.numel() == dout.numel(), "dout / out: [T, Hq, head_dim]");
@@ -384,19 +379,26 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
     std::fill(dk_acc, dk_acc + n4 * D, 0.0f);
     std::fill(dv_acc, dv_acc + n4 * D, 0.0f);
     std::vector<float> sbuf(4 * n16), dpbuf(4 * n16), dqt(4 * D);
-    std::vector<u16> dsrow(4 * n16);
-    for (int64_t qs = 0; qs < n; qs += query_chunk) {
-      const int64_t qe = std::min(qs + query_chunk, n), qc2 = round_up(qe - qs, 2), mc = s.rep * qc2;
+    std::vector<u16> prow(4 * n16), dsrow(4 * n16);
+    for (int64_t qs = 0; qs < n; qs += chunk) {
+      const int64_t qe = std::min(qs + chunk, n), qc2 = round_up(qe - qs, 2), mc = s.rep * qc2;
       const int64_t qe4 = round_up(qe, 4);
       // this chunk's queries m = t*qc2 + (i - qs), pairs over m (a head's block is even, so no pair spans two)
       std::vector<u32> qq(mc / 2 * D), gq(mc / 2 * D);
       pack_pairs_over_rows([&](int64_t m) { const int64_t t = m / qc2, i = qs + m % qc2; return i < qe ? qrow(i, t) : nullptr; }, mc, D, qq.data());
       pack_pairs_over_rows([&](int64_t m) { const int64_t t = m / qc2, i = qs + m % qc2; return i < qe ? grow(i, t) : nullptr; }, mc, D, gq.data());
-      // Pᵀ and dSᵀ [key][query m], zero where masked
+      // Pᵀ and dSᵀ [key][query m]. Query groups and key tiles are both aligned to 4 (chunk is), so the group holding
+      // query i writes every key j < floor4(i) + 4, which covers all the dV / dK products read for i (they start
+      // at key tile floor4(j) <= i). The rest of the buffer is never read, so it is not cleared, except what the
+      // products do read but no group writes: key rows [qe, qe4) and an odd chunk's padding query column. Those only
+      // meet zero operands, but stale scratch could hold a NaN pattern, and NaN · 0 is not 0.
       u16* pt = scratch<u16>(0, qe4 * mc);
       u16* dst = scratch<u16>(1, qe4 * mc);
-      std::fill(pt, pt + qe4 * mc, u16{0});
-      std::fill(dst, dst + qe4 * mc, u16{0});
+      std::fill(pt + qe * mc, pt + qe4 * mc, u16{0});
+      std::fill(dst + qe * mc, dst + qe4 * mc, u16{0});
+      if (qc2 != qe - qs)
+        for (int64_t t = 0; t < s.rep; ++t)
+          for (int64_t j = 0; j < qe; ++j) pt[j * mc + t * qc2 + qc2 - 1] = dst[j * mc + t * qc2 + qc2 - 1] = 0;
       for (int64_t t = 0; t < s.rep; ++t) {
         for (int64_t i0 = qs; i0 < qe; i0 += 4) {
           const int64_t last = std::min(i0 + 4, qe), ncols = round_up(last, 16);
@@ -408,45 +410,40 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
           }
           gemm4(a, kt.data(), n16, 0, s.dp, sbuf.data(), n16, ncols, false);
           gemm4(ga, vt.data(), n16, 0, s.dp, dpbuf.data(), n16, ncols, false);
-          for (int r = 0; r < 4; ++r) {
-            float* pr = sbuf.data() + r * n16;
-            float* dr = dpbuf.data() + r * n16;
+          for (int r = 0; r < 4; ++r) {   // P and dS = P ∘ (dP − delta), straight to bf16 rows
+            const float* sr = sbuf.data() + r * n16;
+            const float* dr = dpbuf.data() + r * n16;
+            u16* psr = prow.data() + r * n16;
             u16* dsr = dsrow.data() + r * n16;
             const int64_t i = i0 + r;
             if (i >= qe) {
-              std::fill(pr, pr + ncols, 0.0f);
-              std::fill(dr, dr + ncols, 0.0f);
+              std::fill(psr, psr + ncols, u16{0});
               std::fill(dsr, dsr + ncols, u16{0});
               continue;
             }
             const __m512 l = _mm512_set1_ps(lp[(s0 + i) * s.Hq + g * s.rep + t]);
             const __m512 dl = _mm512_set1_ps(delta[t * n + i]);
+            const __m512 vsc = _mm512_set1_ps(sc);
             for (int64_t j = 0; j < ncols; j += 16) {
-              const __mmask16 m = first(i + 1 - j);
-              const __m512 p = _mm512_maskz_mov_ps(m, exp512(_mm512_fmsub_ps(_mm512_loadu_ps(pr + j), _mm512_set1_ps(sc), l)));
-              const __m512 ds = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dr + j), dl));
-              _mm512_storeu_ps(pr + j, p);
-              _mm512_storeu_ps(dr + j, ds);
-              _mm256_storeu_si256((__m256i*)(dsr + j), to_bf16(ds));
+              const __m512 p = _mm512_maskz_mov_ps(first(i + 1 - j),
+                                                   exp_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(sr + j), vsc, l)));
+              _mm256_storeu_si256((__m256i*)(psr + j), to_bf16(p));
+              _mm256_storeu_si256((__m256i*)(dsr + j), to_bf16(_mm512_mul_ps(p, _mm512_sub_ps(_mm512_loadu_ps(dr + j), dl))));
             }
           }
           // scatter the 4 queries' columns into Pᵀ / dSᵀ: 4 adjacent bf16 per key
-          const int64_t m0 = t * qc2 + (i0 - qs), width = last - i0;   // padding queries stay zero
+          const int64_t m0 = t * qc2 + (i0 - qs), width = last - i0;
           int64_t j = 0;
           if (width == 4)
             for (; j + 16 <= last; j += 16) {
-              transpose4x16(sbuf.data() + j, n16, pt + j * mc + m0, mc);
-              transpose4x16(dpbuf.data() + j, n16, dst + j * mc + m0, mc);
+              transpose4x16(prow.data() + j, n16, pt + j * mc + m0, mc);
+              transpose4x16(dsrow.data() + j, n16, dst + j * mc + m0, mc);
             }
-          for (; j < last; ++j) {
-            u16 pv[4], dv4[4];
-            for (int r = 0; r < 4; ++r) {
-              pv[r] = to_bf16_scalar(sbuf[r * n16 + j]);
-              dv4[r] = to_bf16_scalar(dpbuf[r * n16 + j]);
+          for (; j < last; ++j)
+            for (int r = 0; r < width; ++r) {
+              pt[j * mc + m0 + r] = prow[r * n16 + j];
+              dst[j * mc + m0 + r] = dsrow[r * n16 + j];
             }
-            std::memcpy(pt + j * mc + m0, pv, width * sizeof(u16));
-            std::memcpy(dst + j * mc + m0, dv4, width * sizeof(u16));
-          }
           const u32* da[4];
           for (int r = 0; r < 4; ++r) da[r] = reinterpret_cast<const u32*>(dsrow.data() + r * n16);
           gemm4(da, kk.data(), D, 0, (last + 1) / 2, dqt.data(), D, D, false);

@@ -43,17 +43,25 @@ def _blocks(ranks: list[int], outs: list[int]) -> list[tuple[int, int, int, int,
 
 
 _CASTS: dict[tuple, tuple] = {}
+_EPOCH = [0]
+
+
+def parameters_changed() -> None:
+    """Invalidate every cached compute-dtype copy of the LoRA weights. For updates that bypass autograd's version
+    counters: torch's fused AdamW rewrites the parameters in one kernel and leaves their versions where they were."""
+    _EPOCH[0] += 1
 
 
 def _compute_copies(a_list, b_list, scalings, dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(A concatenated, each sᵢ·Bᵢ) in the compute dtype, rebuilt only when a parameter changed.
 
-    Keyed by each tensor's identity and version counter (the optimizer's in-place update bumps the version), so the
-    copies are made once per optimizer step and shared by forward, backward and every micro-batch until then.
-    Weak references guard against a freed tensor's id being reused by a new one.
+    Keyed by each tensor's identity and version counter (an in-place update bumps the version) and by the epoch that
+    `parameters_changed()` advances (the trainer calls it after every optimizer step), so the copies are made once per
+    optimizer step and shared by forward, backward and every micro-batch until then. Weak references guard against a
+    freed tensor's id being reused by a new one.
     """
     tensors = (*a_list, *b_list)
-    key = (dtype, tuple(scalings), *((id(t), t._version) for t in tensors))
+    key = (dtype, _EPOCH[0], tuple(scalings), *((id(t), t._version) for t in tensors))
     hit = _CASTS.get(key)
     if hit is None or any(ref() is not t for ref, t in zip(hit[0], tensors, strict=True)):
         if len(_CASTS) > 1024:
@@ -93,7 +101,6 @@ class _FusedLoRALinear(torch.autograd.Function):
             y[:, r0:r1].addmm_(xa[:, c0:c1], b_scaled[index].t())
         ctx.save_for_backward(src, norm_weight, rstd, xa, weight, a_cat, mask, *b_scaled)
         ctx.dropout, ctx.scalings, ctx.prologue, ctx.blocks = dropout, scalings, prologue, blocks
-        ctx.shapes = [a.shape for a in a_list], [b.shape for b in b_list]
         ctx.param_dtypes = [a.dtype for a in a_list], [b.dtype for b in b_list]
         return y.view(*shape[:-1], y.shape[-1])
 
@@ -109,7 +116,7 @@ class _FusedLoRALinear(torch.autograd.Function):
             grad_x = gxa @ a_cat                              # [T, in] through the LoRA branch
             if mask is not None:
                 grad_x.mul_(mask.to(grad_x.dtype) * (1.0 / (1.0 - ctx.dropout)))
-            grad_x = torch.addmm(grad_x, g, weight).view(*src.shape[:-1], weight.shape[1])
+            grad_x = grad_x.addmm_(g, weight).view(*src.shape[:-1], weight.shape[1])   # in place: no copy of C
             if ctx.prologue == "rmsnorm":
                 grad_src = rms_norm_backward(grad_x, src, norm_weight, rstd)
             elif ctx.prologue == "swiglu":   # one pass gives the SwiGLU output again and its input's gradient
@@ -126,14 +133,13 @@ class _FusedLoRALinear(torch.autograd.Function):
         x2 = x.reshape(-1, x.shape[-1])
         xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - ctx.dropout)) if mask is not None else x2
         grad_a_cat = weight_grad(gxa, xd)                     # [R, in] fp32: Σ over tokens
-        (a_shapes, b_shapes), (a_dtypes, b_dtypes) = ctx.shapes, ctx.param_dtypes
-        grads = []
-        for a_shape, b_shape, a_dt, b_dt in zip(a_shapes, b_shapes, a_dtypes, b_dtypes, strict=True):
-            grads += [xa.new_zeros(a_shape, dtype=a_dt), xa.new_zeros(b_shape, dtype=b_dt)]   # rank-0 blocks
+        a_dtypes, b_dtypes = ctx.param_dtypes
+        grads: list[torch.Tensor | None] = [None] * (2 * len(a_dtypes))   # None = zero (rank-0 blocks)
         for index, r0, r1, c0, c1 in ctx.blocks:
             grads[2 * index] = grad_a_cat[c0:c1].to(a_dtypes[index])
-            grad_b = weight_grad(xa[:, c0:c1], g[:, r0:r1]).t() * ctx.scalings[index]   # [outᵢ, rᵢ]
-            grads[2 * index + 1] = grad_b.to(b_dtypes[index])
+            grad_b = torch.empty((r1 - r0, c1 - c0), dtype=b_dtypes[index], device=xa.device)   # [outᵢ, rᵢ]
+            torch.mul(weight_grad(xa[:, c0:c1], g[:, r0:r1]).t(), ctx.scalings[index], out=grad_b)   # contiguous,
+            grads[2 * index + 1] = grad_b                     # as AccumulateGrad wants it (no layout copy there)
         return (grad_src, None, None, None, None, None, None, None, *grads)
 
 
