@@ -6,7 +6,8 @@ prologue is recomputed in backward (domainlm/kernels/ops/lora.py), so only the r
 attention output and the gate‖up product are held per layer. The LoRA matrices are the PEFT model's
 parameters themselves (the optimizer, checkpoints and `save_pretrained` see nothing different); the frozen base
 q/k/v and gate/up weights are concatenated once and the PEFT modules are re-pointed at views of that storage, so
-no weight is held twice. Anything outside this shape (DoRA, quantised bases, other families) uses the HF modules.
+no weight is held twice; for q‖k‖v, o and down that storage has R more rows, where the op keeps a bf16 copy of A so
+the base GEMM also yields x·Aᵀ. Anything outside this shape (DoRA, quantised bases, other families) uses the HF modules.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class LoRAGroup:
     lora_b: list[torch.Tensor]
     scalings: list[float]
     dropout: float
+    wide: torch.Tensor | None = None   # [weight; A] storage when the shrink folds into the base GEMM (_folds)
 
     def __call__(self, x: torch.Tensor, training: bool, prologue: str | None = None,
                  norm_weight: torch.Tensor | None = None, eps: float = 1e-6) -> torch.Tensor:
@@ -65,26 +67,41 @@ class LoRAGroup:
             return F.linear(x, self.weight, self.bias)
         return fused_lora_linear(x, self.weight, self.bias, self.lora_a, self.lora_b, self.scalings,
                                  self.dropout if training else 0.0, prologue=prologue, norm_weight=norm_weight,
-                                 eps=eps)
+                                 eps=eps, wide=self.wide)
+
+
+def _folds(out: int, inp: int, rank: int, has_bias: bool) -> bool:
+    """Whether the LoRA shrink x·Aᵀ rides in the base GEMM as R extra rows of a wide weight. Measured on 2354 tokens
+    (bf16, 2-core AVX512-BF16): q‖k‖v 6.74 → 6.58 ms, o 3.91 → 3.73, down 10.26 → 9.84, but gate‖up (out = 5.3·in)
+    20.25 → 20.99, so only groups whose output is at most twice their input fold."""
+    return rank > 0 and not has_bias and out <= 2 * inp
 
 
 def _group(modules: list, adapter: str) -> LoRAGroup:
     bases = [getattr(m, "base_layer", m) for m in modules]
     weights = [b.weight for b in bases]
-    if len(weights) == 1:
+    biases = [b.bias for b in bases]
+    adapted = [hasattr(m, "lora_A") and adapter in m.lora_A for m in modules]
+    rank = sum(m.lora_A[adapter].weight.shape[0] for m, has in zip(modules, adapted, strict=True) if has)
+    out, inp = sum(w.shape[0] for w in weights), weights[0].shape[1]
+    wide = None
+    if _folds(out, inp, rank, any(b is not None for b in biases)):   # [W; A] storage, A rows written by the op
+        wide = torch.empty((out + rank, inp), dtype=weights[0].dtype, device=weights[0].device)
+        torch.cat([w.detach() for w in weights], out=wide[:out])
+        fused = wide[:out]
+    elif len(weights) == 1:
         fused = weights[0]
     else:
         fused = torch.cat([w.detach() for w in weights])
+    if fused is not weights[0]:
         row = 0
         for base, w in zip(bases, weights, strict=True):   # re-point each module at its rows of the fused storage
             base.weight = torch.nn.Parameter(fused[row:row + w.shape[0]], requires_grad=False)
             row += w.shape[0]
-    biases = [b.bias for b in bases]
     bias = None if all(b is None for b in biases) else torch.cat(
         [b.detach() if b is not None else torch.zeros(w.shape[0], dtype=fused.dtype, device=fused.device)
          for b, w in zip(biases, weights, strict=True)])
     lora_a, lora_b, scalings, dropout = [], [], [], 0.0
-    adapted = [hasattr(m, "lora_A") and adapter in m.lora_A for m in modules]
     if any(adapted):
         for module, has, w in zip(modules, adapted, weights, strict=True):
             if has:
@@ -97,7 +114,7 @@ def _group(modules: list, adapter: str) -> LoRAGroup:
                 lora_a.append(w.new_zeros((0, w.shape[1]), dtype=torch.float32))
                 lora_b.append(w.new_zeros((w.shape[0], 0), dtype=torch.float32))
                 scalings.append(0.0)
-    return LoRAGroup(fused, bias, lora_a, lora_b, scalings, dropout)
+    return LoRAGroup(fused, bias, lora_a, lora_b, scalings, dropout, wide)
 
 
 @dataclass

@@ -106,6 +106,11 @@ def test_attention_kernel_applies_rope_and_its_adjoint(dim):
     assert rel(out, ref_out) < 8e-3 and rel(dqkv, ref_dqkv) < 1e-2, (rel(out, ref_out), rel(dqkv, ref_dqkv))
     for part in torch.split(torch.arange(qkv.shape[1]), [heads * dim, kv_heads * dim, kv_heads * dim]):  # q, k, v
         assert rel(dqkv[:, part], ref_dqkv[:, part]) < 1e-2
+    # q‖k‖v as the front columns of a wider GEMM output (the layout a folded LoRA shrink gives): the same bits
+    wider = torch.cat([qkv, torch.randn(total, 48).bfloat16()], dim=1).requires_grad_(True)
+    out_view = qkv_attention(wider[:, :qkv.shape[1]], heads, kv_heads, cu, dim ** -0.5, cos, signed_sin(sin))
+    out_view.backward(grad)
+    assert torch.equal(out_view, out) and torch.equal(wider.grad[:, :qkv.shape[1]], dqkv)
 
 
 def test_attention_kernel_rows_are_independent_and_routed():

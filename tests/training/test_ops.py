@@ -65,6 +65,34 @@ def test_fused_lora_group_matches_per_projection_reference(dtype, tol):
         assert got.dtype == want.dtype and rel(got, want) < tol * 2
 
 
+def test_fused_lora_wide_weight_folds_the_shrink_into_the_base_gemm():
+    """With a [W; A] storage the op's output, input gradient and LoRA gradients equal the unfolded op's, also after
+    A changes (the op rewrites the A rows); the output is then a strided view of the wider GEMM result."""
+    torch.manual_seed(1)
+    x = torch.randn(37, 32, dtype=torch.bfloat16)
+    weights = [torch.randn(out, 32, dtype=torch.bfloat16) * 0.1 for out in (24, 8, 8)]
+    a = [torch.randn(4, 32) * 0.1, torch.zeros(0, 32), torch.randn(4, 32) * 0.1]
+    b = [torch.randn(24, 4) * 0.1, torch.zeros(8, 0), torch.randn(8, 4) * 0.1]
+    wide = torch.empty(40 + 8, 32, dtype=torch.bfloat16)
+    torch.cat(weights, out=wide[:40])
+    scalings = [2.0, 0.0, 0.5]
+
+    def run(use_wide, x, a0, b0, a2, b2):
+        return fused_lora_linear(x, wide[:40], None, [a0, a[1], a2], [b0, b[1], b2], scalings, prologue="rmsnorm",
+                                 norm_weight=torch.ones(32, dtype=torch.bfloat16), wide=wide if use_wide else None)
+
+    for _ in range(2):
+        out, g_wide = grads(lambda *t: run(True, *t), x, a[0], b[0], a[2], b[2])
+        expected, g_plain = grads(lambda *t: run(False, *t), x, a[0], b[0], a[2], b[2])
+        assert out.stride() == (48, 1) and rel(out, expected) < 1e-2
+        for got, want in zip(g_wide, g_plain, strict=True):
+            assert rel(got, want) < 1e-2
+        with torch.no_grad():
+            a[0].mul_(-1.5)   # a new A: the next call must rewrite wide's A rows
+    with pytest.raises(ValueError, match="wide"):
+        fused_lora_linear(x, weights[0], None, [a[0]], [b[0]], [2.0], wide=wide)
+
+
 def test_fused_lora_sees_every_fused_adamw_step():
     """torch's fused AdamW leaves version counters unchanged; the trainer's post-step hook must still refresh the op's
     cached bf16 copies of A and B, so each forward uses the weights of the latest step."""

@@ -46,7 +46,8 @@ class KernelAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, qkv, cu, scale, heads, kv_heads, cos, sin_signed):
-        qkv = qkv.contiguous()
+        if qkv.stride(-1) != 1:   # rows may be further apart than their width (a wider GEMM output): no copy then
+            qkv = qkv.contiguous()
         tokens, head_dim = qkv.shape[0], qkv.shape[1] // (heads + 2 * kv_heads)
         bounds = torch.tensor(cu, dtype=torch.int64)
         cos_t, sin_t = _table(cos, tokens, head_dim), _table(sin_signed, tokens, head_dim)

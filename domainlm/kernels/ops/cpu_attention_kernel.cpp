@@ -18,8 +18,8 @@
 // one bf16 rounding) and the backward rotates dq / dk back (the adjoint rotation), so neither the rotated q / k nor
 // their gradients ever exist as tensors. The backward returns d(q‖k‖v) in the same packed layout.
 //
-//   qkv [T, W] bf16 contiguous;  cos / sin [T, D] bf16 or empty;  out/dout [T, Hq, D] bf16;  lse [T, Hq] fp32;
-//   cu [rows+1] int64.
+//   qkv [T, W] bf16, rows ld >= W apart (dqkv comes back contiguous);  cos / sin [T, D] bf16 or empty;
+//   out/dout [T, Hq, D] bf16;  lse [T, Hq] fp32;  cu [rows+1] int64.
 #include <torch/extension.h>
 
 #include <immintrin.h>
@@ -146,7 +146,7 @@ T* scratch(int slot, size_t count) {
 }
 
 struct Shape {
-  int64_t T, Hq, Hkv, D, rep, dp, W;
+  int64_t T, Hq, Hkv, D, rep, dp, W, ld;   // ld: qkv's row stride (>= W: q‖k‖v may be the front of a wider GEMM output)
 };
 
 Shape shape_of(const torch::Tensor& qkv, int64_t Hq, int64_t Hkv) {
@@ -154,7 +154,9 @@ Shape shape_of(const torch::Tensor& qkv, int64_t Hq, int64_t Hkv) {
   const int64_t W = qkv.size(1), D = W / (Hq + 2 * Hkv);
   TORCH_CHECK(D * (Hq + 2 * Hkv) == W, "qkv width ", W, " is not (Hq + 2 Hkv) · head_dim");
   TORCH_CHECK(D % 16 == 0 && D <= 256, "head_dim must be a multiple of 16, at most 256");
-  return {qkv.size(0), Hq, Hkv, D, Hq / Hkv, D / 2, W};
+  TORCH_CHECK(qkv.scalar_type() == at::kBFloat16 && qkv.device().is_cpu() && qkv.stride(1) == 1 &&
+              (qkv.size(0) <= 1 || qkv.stride(0) >= W), "qkv: CPU bf16 with unit column stride");
+  return {qkv.size(0), Hq, Hkv, D, Hq / Hkv, D / 2, W, qkv.size(0) <= 1 ? W : qkv.stride(0)};
 }
 
 // RoPE with the sign of rotate_half folded into ss: y = x·cos + swap_halves(x)·ss, fp32 math, bf16 out.
@@ -199,9 +201,9 @@ struct Packed {
   const u16* cos;
   const u16* sin;
   Shape s;
-  const u16* q(int64_t token, int64_t head) const { return qkv + token * s.W + head * s.D; }
-  const u16* k(int64_t token, int64_t kv) const { return qkv + token * s.W + (s.Hq + kv) * s.D; }
-  const u16* v(int64_t token, int64_t kv) const { return qkv + token * s.W + (s.Hq + s.Hkv + kv) * s.D; }
+  const u16* q(int64_t token, int64_t head) const { return qkv + token * s.ld + head * s.D; }
+  const u16* k(int64_t token, int64_t kv) const { return qkv + token * s.ld + (s.Hq + kv) * s.D; }
+  const u16* v(int64_t token, int64_t kv) const { return qkv + token * s.ld + (s.Hq + s.Hkv + kv) * s.D; }
   const u16* c(int64_t token) const { return cos ? cos + token * s.D : nullptr; }
   const u16* ss(int64_t token) const { return sin ? sin + token * s.D : nullptr; }
   // rotated k rows [n][D] of kv head g and rotated q rows [rep][n][D] of its query heads, for row [s0, s0 + n)
@@ -268,7 +270,6 @@ void for_each_item(const std::vector<int64_t>& cu, const Packed& in, Fn fn) {
 
 std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, torch::Tensor cu_seqlens, double scale,
                                                            int64_t Hq, int64_t Hkv, torch::Tensor cos, torch::Tensor sin) {
-  check_bf16({&qkv});
   const Shape s = shape_of(qkv, Hq, Hkv);
   const Packed in = packed_of(qkv, cos, sin, s);
   const std::vector<int64_t> cu = bounds_of(cu_seqlens, s.T);
@@ -339,7 +340,7 @@ std::tuple<torch::Tensor, torch::Tensor> attention_forward(torch::Tensor qkv, to
 torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::Tensor out, torch::Tensor lse,
                                  torch::Tensor cu_seqlens, double scale, int64_t Hq, int64_t Hkv, torch::Tensor cos,
                                  torch::Tensor sin, int64_t query_chunk) {
-  check_bf16({&dout, &qkv, &out});
+  check_bf16({&dout, &out});
   TORCH_CHECK(lse.scalar_type() == at::kFloat && lse.is_contiguous(), "lse: contiguous fp32");
   TORCH_CHECK(query_chunk >= 1, "query_chunk must be positive");
   const int64_t chunk = round_up(query_chunk, 4);   // aligned with the key tiles: see the Pᵀ / dSᵀ zeroing below
@@ -347,7 +348,7 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
   const Packed in = packed_of(qkv, cos, sin, s);
   TORCH_CHECK(dout.numel() == s.T * s.Hq * s.D && out.numel() == dout.numel(), "dout / out: [T, Hq, head_dim]");
   const std::vector<int64_t> cu = bounds_of(cu_seqlens, s.T);
-  auto dqkv = torch::empty_like(qkv);
+  auto dqkv = torch::empty({s.T, s.W}, qkv.options());   // packed and contiguous whatever qkv's row stride
   const u16* op = reinterpret_cast<const u16*>(out.data_ptr());
   const u16* gp = reinterpret_cast<const u16*>(dout.data_ptr());
   const float* lp = lse.data_ptr<float>();
@@ -362,7 +363,7 @@ torch::Tensor attention_backward(torch::Tensor dout, torch::Tensor qkv, torch::T
     // Kᵀ and Vᵀ for the score and dP products (pairs over D), K for dQ = dS K (pairs over keys)
     std::vector<u32> kt(s.dp * n16), vt(s.dp * n16), kk(n2 / 2 * D);
     pack_pairs_over_dim(kr, D, n, s.dp, n16, kt.data());
-    pack_pairs_over_dim(in.v(s0, g), s.W, n, s.dp, n16, vt.data());
+    pack_pairs_over_dim(in.v(s0, g), s.ld, n, s.dp, n16, vt.data());
     pack_pairs_over_rows([&](int64_t j) { return j < n ? kr + j * D : nullptr; }, n2, D, kk.data());
     // delta_i = dO_i . O_i (= sum_j P_ij dP_ij), per query head
     std::vector<float> delta(s.rep * n);

@@ -52,21 +52,26 @@ def parameters_changed() -> None:
     _EPOCH[0] += 1
 
 
-def _compute_copies(a_list, b_list, scalings, dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+def _compute_copies(a_list, b_list, scalings, dtype, a_into: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(A concatenated, each sᵢ·Bᵢ) in the compute dtype, rebuilt only when a parameter changed.
 
     Keyed by each tensor's identity and version counter (an in-place update bumps the version) and by the epoch that
     `parameters_changed()` advances (the trainer calls it after every optimizer step), so the copies are made once per
     optimizer step and shared by forward, backward and every micro-batch until then. Weak references guard against a
-    freed tensor's id being reused by a new one.
+    freed tensor's id being reused by a new one. With `a_into` (the A rows of a wide weight) the A copy is written
+    there and that view is returned.
     """
     tensors = (*a_list, *b_list)
-    key = (dtype, _EPOCH[0], tuple(scalings), *((id(t), t._version) for t in tensors))
+    target = None if a_into is None else (a_into.data_ptr(), tuple(a_into.shape))
+    key = (dtype, _EPOCH[0], target, tuple(scalings), *((id(t), t._version) for t in tensors))
     hit = _CASTS.get(key)
     if hit is None or any(ref() is not t for ref, t in zip(hit[0], tensors, strict=True)):
         if len(_CASTS) > 1024:
             _CASTS.clear()
         a_cat = torch.cat([a.detach().to(dtype) for a in a_list]) if len(a_list) > 1 else a_list[0].detach().to(dtype)
+        if a_into is not None:
+            a_cat = a_into.copy_(a_cat)
         hit = _CASTS[key] = (tuple(weakref.ref(t) for t in tensors), a_cat,
                              [b.detach().to(dtype) * s for b, s in zip(b_list, scalings, strict=True)])
     return hit[1], hit[2]
@@ -82,21 +87,27 @@ def _apply_prologue(kind, src, norm_weight, eps):
 
 class _FusedLoRALinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, src, weight, bias, dropout, scalings, prologue, norm_weight, eps, *ab):
+    def forward(ctx, src, weight, bias, dropout, scalings, prologue, norm_weight, eps, wide, *ab):
         a_list, b_list = list(ab[0::2]), list(ab[1::2])
         x, rstd = _apply_prologue(prologue, src, norm_weight, eps)
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])
-        y = F.linear(x2, weight, bias)
+        out = weight.shape[0]
+        folded = wide is not None and dropout == 0 and x2.dtype == wide.dtype
+        a_cat, b_scaled = _compute_copies(a_list, b_list, scalings, x2.dtype, wide[out:] if folded else None)
         mask = None
-        if dropout > 0:
-            mask = torch.rand(x2.shape, device=x2.device, dtype=torch.float32) < (1.0 - dropout)
-            xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - dropout))
+        if folded:   # one GEMM gives y (the first columns, a strided view) and x·Aᵀ (the last R columns)
+            both = F.linear(x2, wide)
+            y, xa = both[:, :out], both[:, out:].contiguous()
         else:
-            xd = x2
-        a_cat, b_scaled = _compute_copies(a_list, b_list, scalings, x2.dtype)
+            y = F.linear(x2, weight, bias)
+            if dropout > 0:
+                mask = torch.rand(x2.shape, device=x2.device, dtype=torch.float32) < (1.0 - dropout)
+                xd = x2 * mask.to(x2.dtype) * (1.0 / (1.0 - dropout))
+            else:
+                xd = x2
+            xa = xd @ a_cat.t()                               # [T, R]
         blocks = _blocks([a.shape[0] for a in a_list], [b.shape[0] for b in b_list])
-        xa = xd @ a_cat.t()                                   # [T, R]
         for index, r0, r1, c0, c1 in blocks:                  # each projection's expand into its own columns of y
             y[:, r0:r1].addmm_(xa[:, c0:c1], b_scaled[index].t())
         ctx.save_for_backward(src, norm_weight, rstd, xa, weight, a_cat, mask, *b_scaled)
@@ -140,16 +151,19 @@ class _FusedLoRALinear(torch.autograd.Function):
             grad_b = torch.empty((r1 - r0, c1 - c0), dtype=b_dtypes[index], device=xa.device)   # [outᵢ, rᵢ]
             torch.mul(weight_grad(xa[:, c0:c1], g[:, r0:r1]).t(), ctx.scalings[index], out=grad_b)   # contiguous,
             grads[2 * index + 1] = grad_b                     # as AccumulateGrad wants it (no layout copy there)
-        return (grad_src, None, None, None, None, None, None, None, *grads)
+        return (grad_src, None, None, None, None, None, None, None, None, *grads)
 
 
 def fused_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, lora_a: list[torch.Tensor],
                       lora_b: list[torch.Tensor], scalings: list[float], dropout: float = 0.0, *,
                       prologue: str | None = None, norm_weight: torch.Tensor | None = None,
-                      eps: float = 1e-6) -> torch.Tensor:
+                      eps: float = 1e-6, wide: torch.Tensor | None = None) -> torch.Tensor:
     """x [..., in] (or [..., 2·in] for swiglu); weight [Σ outᵢ, in] frozen; lora_a[i] [rᵢ, in]; lora_b[i] [outᵢ, rᵢ].
 
-    Returns [..., Σ outᵢ]. prologue: None, "rmsnorm" (needs norm_weight, eps) or "swiglu".
+    Returns [..., Σ outᵢ] (a strided view when `wide` folds the shrink in). prologue: None, "rmsnorm" (needs
+    norm_weight, eps) or "swiglu". wide: optional [Σ outᵢ + Σ rᵢ, in] storage whose first rows are `weight`; the op
+    writes the compute-dtype A rows after them and, when there is no bias and no dropout, gets x·Aᵀ from the base
+    GEMM as R extra output columns instead of a second, thin GEMM that reads x again.
     """
     if weight.requires_grad or (norm_weight is not None and norm_weight.requires_grad):
         raise ValueError("fused_lora_linear trains only the LoRA matrices; base and norm weights must be frozen")
@@ -157,8 +171,12 @@ def fused_lora_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor 
         raise ValueError("the LoRA B matrices must cover every output row of the fused base weight")
     if prologue not in PROLOGUES or (prologue == "rmsnorm" and norm_weight is None):
         raise ValueError(f"prologue must be one of {PROLOGUES} (rmsnorm needs norm_weight)")
+    if wide is not None and (bias is not None or wide.shape != (weight.shape[0] + sum(a.shape[0] for a in lora_a),
+                                                                 weight.shape[1])
+                             or wide.data_ptr() != weight.data_ptr() or wide.requires_grad):
+        raise ValueError("wide must be frozen [Σ outᵢ + Σ rᵢ, in] storage starting with weight, and bias None")
     return _FusedLoRALinear.apply(x, weight, bias, float(dropout), list(scalings), prologue, norm_weight, float(eps),
-                                  *[t for pair in zip(lora_a, lora_b, strict=True) for t in pair])
+                                  wide, *[t for pair in zip(lora_a, lora_b, strict=True) for t in pair])
 
 
 def reference_lora_linear(x, weights: list[torch.Tensor], biases, lora_a, lora_b, scalings) -> torch.Tensor:
