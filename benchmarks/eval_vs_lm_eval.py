@@ -8,7 +8,7 @@ then runs `python -m lm_eval run --model hf` and `python -m domainlm.cli eval` o
 each in its own process (start-up, imports and model load count for both), and prints both accuracies, their
 difference and the wall-time ratio. Exit status 1 when acc or acc_norm differ by more than 0.5 points.
 
-    python benchmarks/eval_vs_lm_eval.py [--task medmcqa] [--limit 300] [--dtype bfloat16] [--batch-size 16]
+    python benchmarks/eval_vs_lm_eval.py [--task medmcqa] [--limit 300] [--dtype auto] [--batch-size 16]
                                          [--threads N]
 """
 
@@ -123,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="medmcqa", help="built-in multiple-choice task to export")
     parser.add_argument("--limit", type=int, default=300, help="items (deterministic sample)")
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                        help="both harnesses (auto: bf16 where this CPU has it natively, else fp32)")
     parser.add_argument("--batch-size", type=int, default=16, help="lm-eval --batch_size")
     parser.add_argument("--model", default=None, help="base model (default: the embedded smollm2-135m)")
     parser.add_argument("--workdir", default=None, help="keep exported files and outputs here")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for BOTH harnesses (OMP_NUM_THREADS; default: the libraries' own)")
     args = parser.parse_args(argv)
+    from domainlm.kernels.dtypes import resolve_dtype
+
+    args.dtype = resolve_dtype(args.dtype, "cpu")   # one name for both harnesses (lm-eval has no "auto" rule)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by both subprocesses
 

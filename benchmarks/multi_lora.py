@@ -55,7 +55,7 @@ def worker(spec: dict) -> dict:
     adapters = spec["adapters"]
     kwargs = {"enable_lora": True, "max_loras": max(3, len(adapters)), "max_lora_rank": spec["rank"]} \
         if adapters else {}
-    llm = LLM(model=spec["model"], enforce_eager=True, max_model_len=1024, dtype="bfloat16", seed=0,
+    llm = LLM(model=spec["model"], enforce_eager=True, max_model_len=1024, dtype=spec["dtype"], seed=0,
               max_num_seqs=spec["prompts"], **kwargs)
     params = SamplingParams(temperature=0.0, max_tokens=spec["max_tokens"], ignore_eos=True)
     prompts = [PROMPT.format(i=i) for i in range(spec["prompts"])]
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--variants", default="paired-kernel,paired-dense,paired-kernel-r8,base,lora-kernel,merged")
     parser.add_argument("--adapters", default=None, help="three artifact folders, comma-separated (default: "
                                                          "untrained r16 adapters with the training preset)")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                        help="engine dtype (auto: bf16 where this CPU has it natively, else fp32)")
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -118,7 +120,12 @@ def main() -> None:
     else:
         r16 = [str(untrained_adapter(work / f"{v}-r16", base, v, seed=i)) for i, v in enumerate(VERTICALS)]
     env = {**select_backend().serving_env(), "VLLM_CPU_KVCACHE_SPACE": "2"}
-    common = {"model": str(base.path), "prompts": args.prompts, "max_tokens": args.max_tokens, "rank": 16}
+    from domainlm.kernels.dtypes import resolve_dtype
+
+    dtype = resolve_dtype(args.dtype, "cpu")
+    print(f"engine dtype {dtype}", flush=True)
+    common = {"model": str(base.path), "prompts": args.prompts, "max_tokens": args.max_tokens, "rank": 16,
+              "dtype": dtype}
     results: dict[str, dict] = {}
     paired: dict[str, dict] = {}
     for variant in args.variants.split(","):

@@ -1,17 +1,20 @@
 """Training throughput: domainlm's trainer vs a plain HF Trainer + PEFT script, same model/data/length/rank/steps.
 
     python benchmarks/train_throughput.py [--steps 20] [--batch-size 8] [--max-length 512] [--rank 16]
+                                          [--dtype auto|bfloat16|float32]
 
 Both runs get the same MedQuAD rows (real data from ../shared/data), rendered by the base model's chat template
 with loss on answer tokens, in the same order (step k trains rows 8k … 8k+7 in both), the same LoRA (r, alpha,
-targets), AdamW, lr, cosine schedule, warmup and clipping, bf16. The baseline is what a user writes: bf16 model,
-`get_peft_model`, `Trainer(bf16=True)`, `DataCollatorForSeq2Seq` padding to the longest row of each batch.
+targets), AdamW, lr, cosine schedule, warmup and clipping, and dtype: `--dtype auto` (the default) is what a user
+picks on this CPU, bf16 where it is native (AVX512-BF16 / AMX) and fp32 elsewhere (AVX2-only CPUs emulate bf16
+slowly). The baseline is what a user writes: the model in that dtype, `get_peft_model`, `Trainer(bf16=...)`,
+`DataCollatorForSeq2Seq` padding to the longest row of each batch.
 Each side runs in its own fresh process (clean peak RSS), back to back, so a busy machine slows both alike.
 
 Printed: tokens/s over real (non-padding) tokens excluding the first `--skip` steps, peak RSS, final loss (mean of
-the last 5 step losses, token-weighted within a step), MFU against a bf16 matmul peak measured in the same run,
-and the ratios domainlm / baseline. With `--rounds N` both sides run N times, in alternating order, and the tokens/s
-ratio is the median of the per-round ratios (each printed), since one pair on a noisy machine moves by ±5 %.
+the last 5 step losses, token-weighted within a step), MFU against a matmul peak in the run's dtype measured in the
+same run, and the ratios domainlm / baseline. With `--rounds N` both sides run N times, in alternating order, and
+the tokens/s ratio is the median of the per-round ratios (each printed), as one pair on a noisy machine moves by ±5 %.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from domainlm.kernels.dtypes import resolve_dtype  # noqa: E402  (after the path insert)
+from domainlm.kernels.host import cpu_class  # noqa: E402
 
 MEDQUAD = "medquad/medquad_with_answers.part01.jsonl"
 
@@ -74,7 +80,7 @@ def model_flops(encoded, config, lora_params: int, lm_head: bool = True) -> floa
 
 
 def matmul_peak(dtype_name: str = "bfloat16", seconds: float = 3.0) -> float:
-    """Best bf16 GEMM rate (FLOP/s) over a few square and model-shaped problems, in this process."""
+    """Best GEMM rate (FLOP/s) in this dtype over a few square and model-shaped problems, in this process."""
     import torch
 
     dtype = getattr(torch, dtype_name)
@@ -118,7 +124,7 @@ def run_baseline(args) -> dict:
                 row[i] = int(e.input_ids[i])
         labels.append(row)
     dataset = [{"input_ids": e.input_ids.tolist(), "labels": label} for e, label in zip(encoded, labels, strict=True)]
-    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=getattr(torch, args.dtype))
     model = get_peft_model(model, LoraConfig(r=args.rank, lora_alpha=2 * args.rank, lora_dropout=0.0,
                                              target_modules=list(PRESETS[base.family].targets),
                                              task_type="CAUSAL_LM"))
@@ -144,7 +150,7 @@ def run_baseline(args) -> dict:
     training_args = TrainingArguments(
         output_dir=out, per_device_train_batch_size=args.batch_size, max_steps=args.steps,
         learning_rate=args.lr, lr_scheduler_type="cosine", warmup_steps=args.warmup, max_grad_norm=1.0,
-        bf16=True, logging_steps=1, save_strategy="no", report_to=[], seed=args.seed, use_cpu=True,
+        bf16=args.dtype == "bfloat16", logging_steps=1, save_strategy="no", report_to=[], seed=args.seed, use_cpu=True,
         dataloader_num_workers=0, disable_tqdm=True)
     trainer = InOrder(model=model, args=training_args, train_dataset=dataset,
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding="longest", label_pad_token_id=IGNORE),
@@ -166,7 +172,8 @@ def run_domainlm(args) -> dict:
                  "truncate": True, "shuffle": False, "eval_fraction": 0.0, "max_eval_rows": 0},
         "lora": {"r": args.rank, "alpha": 2 * args.rank, "dropout": 0.0},
         "train": {"batch_size": args.batch_size, "max_steps": args.steps, "lr": args.lr, "schedule": "cosine",
-                  "warmup_steps": args.warmup, "max_grad_norm": 1.0, "precision": "bf16",
+                  "warmup_steps": args.warmup, "max_grad_norm": 1.0,
+                  "precision": {"bfloat16": "bf16", "float32": "fp32"}[args.dtype],
                   "kernels": args.kernels, "compile": args.compile},
         "checkpoint": {"every_steps": 0}, "log": {"tensorboard": False}})
     trainer = Trainer(config).setup()
@@ -206,7 +213,7 @@ def spawn(side: str, args, rows: Path, result: Path) -> dict:
     command = [sys.executable, __file__, "--side", side, "--rows", str(rows), "--result", str(result),
                "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
                "--rank", str(args.rank), "--lr", str(args.lr), "--warmup", str(args.warmup), "--skip", str(args.skip),
-               "--seed", str(args.seed), "--kernels", args.kernels, "--compile", args.compile] \
+               "--seed", str(args.seed), "--kernels", args.kernels, "--compile", args.compile, "--dtype", args.dtype] \
         + (["--model", args.model] if args.model else []) + (["--threads", str(args.threads)] if args.threads else [])
     env = {**os.environ, "DOMAINLM_PROGRESS": "off", "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
@@ -222,6 +229,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                        help="both sides (auto: bf16 where this CPU has it natively, else fp32)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=0,
                         help="warmup steps (default 0: HF's warmup starts at lr 0, domainlm's at lr/warmup)")
@@ -240,6 +249,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.dtype = resolve_dtype(args.dtype, "cpu")   # children get the resolved name: both sides run the same
     if args.side:
         child(args)
         return 0
@@ -256,10 +266,10 @@ def main(argv=None) -> int:
     for index in range(args.rounds):   # the order alternates, so a machine that slows down mid-run hurts both
         order = sides if index % 2 == 0 else sides[::-1]
         rounds.append({side: spawn(side, args, rows, work / f"{side}-{index}.json") for side in order})
-    peak = matmul_peak()
+    peak = matmul_peak(args.dtype)
     print(f"\ntrain throughput: {args.steps} steps × {args.batch_size} MedQuAD rows, max_length {args.max_length}, "
-          f"LoRA r{args.rank}, bf16, compile {args.compile}, threads {rounds[0][sides[0]]['threads']}, "
-          f"{args.rounds} round(s); bf16 matmul peak measured {peak / 1e12:.3f} TFLOP/s")
+          f"LoRA r{args.rank}, {args.dtype}, compile {args.compile}, threads {rounds[0][sides[0]]['threads']}, "
+          f"{args.rounds} round(s); {cpu_class()} CPU; {args.dtype} matmul peak measured {peak / 1e12:.3f} TFLOP/s")
     print(f"{'':30}{'tokens/s':>10}{'peak RSS GB':>13}{'final loss':>12}{'MFU':>8}{'wall s':>9}")
     for index, results in enumerate(rounds):
         for side in sides:

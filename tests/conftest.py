@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import domainlm  # noqa: F401  (first: DOMAINLM_CPU_FLAGS_OFF caps torch's ISA before anything imports torch)
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"  # screenshots, reports: kept after the run (gitignored)
 
@@ -14,6 +16,29 @@ os.environ.setdefault("DOMAINLM_PROGRESS", "off")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+
+def pytest_report_header(config):
+    from domainlm.kernels.host import FLAGS_OFF_ENV, cpu_class, hidden_flag_patterns
+
+    hidden = f" ({FLAGS_OFF_ENV} hides {', '.join(hidden_flag_patterns())})" if hidden_flag_patterns() else ""
+    return f"domainlm CPU class: {cpu_class()}{hidden}"
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.avx512_bf16`: the test needs native bf16 on the CPU (our compiled kernels); skipped elsewhere
+    with the reason computed from this host, so an AVX2-only run says which tests it could not run and why."""
+    from domainlm.kernels.host import FLAGS_OFF_ENV, cpu_flags, detected_cpu_flags
+
+    if "avx512_bf16" in cpu_flags():
+        return
+    why = (f"needs AVX512-BF16: this CPU has it, but {FLAGS_OFF_ENV} hides it" if "avx512_bf16" in
+           detected_cpu_flags() else "needs AVX512-BF16: this CPU has no avx512_bf16 flag")
+    for item in items:
+        if item.get_closest_marker("avx512_bf16"):
+            item.add_marker(pytest.mark.skip(reason=why))
+
 
 pytest_plugins = sorted(
     f"tests.fixtures.{p.stem}" for p in (REPO / "tests" / "fixtures").glob("*.py") if p.stem != "__init__"

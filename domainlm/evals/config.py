@@ -42,7 +42,7 @@ class PromptConfig(Strict):
 
 
 class HFConfig(Strict):
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # bf16 uses the CPU's bf16 matmuls
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"  # auto: bf16 where native, else fp32
     device: str = "auto"            # auto → cuda when present, else cpu
     pack_tokens: int = Field(1024, ge=64)    # tokens per packed row (context shared by all options)
     batch_rows: int = Field(0, ge=0)         # packed rows per forward (0 → 1 on CPU, 16 on CUDA)
@@ -54,7 +54,7 @@ class HFConfig(Strict):
 
 
 class VLLMConfig(Strict):
-    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"  # auto: bf16 where native, else fp32
     max_model_len: int = Field(2048, ge=64)  # engine context; small keeps CPU KV cache and start-up small
     enforce_eager: bool = True               # no graph capture: engine starts in ~27 s instead of ~107 s on CPU
     kv_cache_gib: int = Field(2, ge=1)       # VLLM_CPU_KVCACHE_SPACE on CPU

@@ -218,9 +218,10 @@ def run_eval(config: EvalConfig | str | Path, model: str = "base", adapters: lis
         cache.close()
         if engine is not None:
             engine.close()
+    dtype_used = getattr(engine, "dtype_name", getattr(getattr(cfg, cfg.backend, None), "dtype", None))
     settings = {"backend": cfg.backend, "prompt_style": cfg.prompt.style, "system_prompt": cfg.prompt.system,
                 "few_shot": cfg.prompt.few_shot, "seed": cfg.seed, "deterministic": cfg.deterministic,
-                "limit": limit or cfg.limit, "dtype": getattr(getattr(cfg, cfg.backend), "dtype", None),
+                "limit": limit or cfg.limit, "dtype": dtype_used,
                 "chat_template_sha256": base.chat_template_sha256, "endpoint": cfg.openai.endpoint
                 if cfg.backend == "openai" else None, "cache": str(cache.path) if cache.enabled else None,
                 "load_seconds": round(load_seconds, 2), "wall_seconds": round(time.time() - started, 2)}

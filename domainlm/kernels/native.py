@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from domainlm.kernels.host import cpu_flags, cxx_compiler
+from domainlm.kernels.host import FLAGS_OFF_ENV, cpu_flags, cxx_compiler, detected_cpu_flags
 
 FLAGS = ["-O3", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mavx512bf16", "-fopenmp"]
 
@@ -42,7 +42,8 @@ class NativeKernel:
     def unavailable_reason(self) -> str | None:
         """Why the kernel cannot be used here (None when it can be built)."""
         if not {"avx512_bf16", "avx512bw"} <= cpu_flags():
-            return "the CPU has no AVX512-BF16"
+            hidden = {"avx512_bf16", "avx512bw"} <= detected_cpu_flags()
+            return "the CPU has no AVX512-BF16" + (f" (hidden by {FLAGS_OFF_ENV})" if hidden else "")
         if cxx_compiler() is None:
             return "no C++ compiler ($CXX, c++, g++, clang++) on PATH"
         from torch.utils.cpp_extension import is_ninja_available

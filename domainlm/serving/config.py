@@ -44,7 +44,7 @@ class VllmSection(Strict):
 class HfSection(Strict):
     max_batch: int = Field(8, ge=1)           # requests generated together in one batch
     batch_wait_ms: float = Field(5.0, ge=0)   # how long the batcher waits to fill a batch
-    dtype: Literal["bfloat16", "float32", "float16"] = "bfloat16"  # weights dtype
+    dtype: Literal["auto", "bfloat16", "float32", "float16"] = "auto"  # weights; auto: bf16 where native, else fp32
     max_model_len: int = Field(2048, ge=64)   # context length limit for prompt + max_tokens
 
 

@@ -3,7 +3,7 @@
     python tests/serving/offline_vllm.py SPEC.json OUT.json
 
 SPEC: {"model": base folder, "adapters": {name: folder}, "requests": [{"adapter": name|null, "messages": [...]}],
-       "max_tokens": N, "max_lora_rank": R}. OUT: the greedy answer text of each request, in order.
+       "max_tokens": N, "dtype": D, "max_lora_rank": R}. OUT: the greedy answer text of each request, in order.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def main(spec_path: str, out_path: str) -> None:
     names = sorted(spec["adapters"])
     llm = LLM(model=spec["model"], enable_lora=True, max_loras=max(1, len(names)),
               max_lora_rank=spec.get("max_lora_rank", 16), enforce_eager=True, max_model_len=2048,
-              dtype=spec.get("dtype", "bfloat16"), seed=0)
+              dtype=spec["dtype"], seed=0)
     loras = {n: LoRARequest(n, i + 1, spec["adapters"][n]) for i, n in enumerate(names)}
     params = SamplingParams(temperature=0.0, max_tokens=spec["max_tokens"])
     outputs = llm.chat([r["messages"] for r in spec["requests"]], params,

@@ -10,6 +10,7 @@ pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
 from vllm.lora.ops.torch_ops import lora_ops as vllm_ops  # noqa: E402
 from vllm.lora.punica_wrapper import punica_cpu  # noqa: E402
 
+from domainlm.kernels.host import cpu_class, cpu_flags
 from domainlm.serving.engines import cpu_lora_ops  # noqa: E402
 
 VLLM_ADD_LORA_LINEAR = punica_cpu.PunicaWrapperCPU.add_lora_linear
@@ -44,6 +45,8 @@ def ops_mode(name: str, monkeypatch) -> None:
     monkeypatch.setattr(cpu_lora_ops, "_KERNEL", [])
     monkeypatch.setenv(cpu_lora_ops.ENV, "dense" if name == "dense" else "auto")
     if name == "kernel":
+        if "avx512_bf16" not in cpu_flags():
+            pytest.skip(f"the compiled kernel needs AVX512-BF16 ({cpu_class()} CPU here); the dense path is checked")
         reason = cpu_lora_kernel.unavailable_reason()
         if reason:
             pytest.skip(f"CPU LoRA kernel unavailable here: {reason}")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from domainlm.kernels.backends import select_backend
 from domainlm.verticals.policy import apply_policy, post_process
 
 pytestmark = pytest.mark.slow
@@ -48,8 +49,11 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
         messages, _ = apply_policy(vertical, [{"role": "user", "content": question}], "en")
         requests.append({"adapter": refs[vertical].ref, "messages": messages})
     base_requests = [{"adapter": None, "messages": r["messages"]} for r in requests[:2]]
+    # the dtype the gateway's vLLM replica was started with (bf16 where the CPU has it natively, else fp32): greedy
+    # text is only comparable within one dtype
+    dtype = select_backend().vllm_engine_args()["dtype"]
     spec = {"model": str(base_model.path), "adapters": {e.ref: str(e.path) for e in refs.values()},
-            "requests": requests + base_requests, "max_tokens": MAX_TOKENS}
+            "requests": requests + base_requests, "max_tokens": MAX_TOKENS, "dtype": dtype}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("offline_vllm.py")),
@@ -63,6 +67,6 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
         assert model == refs[vertical].ref
         assert reference.strip(), "offline vLLM produced an empty answer"
         expected = post_process(vertical, reference, "en", apply_policy(vertical, request["messages"], "en")[1])
-        assert text == expected, f"{vertical}: {question}\n gateway: {text!r}\n offline: {expected!r}"
+        assert text == expected, f"{vertical} ({dtype}): {question}\n gateway: {text!r}\n offline: {expected!r}"
     # the adapters really change the answers (the comparison is not base against base)
     assert base_answers != offline[:2]

@@ -16,12 +16,13 @@ import torch
 
 from domainlm.artifact import verify_artifact
 from domainlm.hashing import sha256_file
+from domainlm.kernels.dtypes import auto_dtype
 from tests.fixtures.training import QA
 
 pytestmark = pytest.mark.slow
 
 
-def make_run(folder: Path, *, steps: int, batch: int = 4, precision: str = "bf16", extra: str = "") -> Path:
+def make_run(folder: Path, *, steps: int, batch: int = 4, precision: str = "auto", extra: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "qa.jsonl"
     data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": q},
@@ -100,7 +101,7 @@ def test_train_writes_registered_artifact_and_two_gloo_ranks_match_it(tmp_path, 
 
 def test_sigkill_mid_training_then_resume_ends_with_the_same_loss(tmp_path):
     """Tolerance: identical to 1e-6 relative. Measured: identical bits (deterministic CPU math, restored RNG,
-    data position derived from the step)."""
+    data position derived from the step). Precision auto: bf16 on AVX512-BF16 hosts, fp32 on AVX2-only ones."""
     extra = "checkpoint: {every_steps: 2, keep_last: 2}\nlog: {tensorboard: false}"
     whole = make_run(tmp_path / "whole", steps=6, extra=extra)
     cli("train", str(whole), "--no-register")
@@ -129,6 +130,7 @@ def test_sigkill_mid_training_then_resume_ends_with_the_same_loss(tmp_path):
     wa, wb = (load_file(str(f / "run" / "adapter" / "adapter_model.safetensors"))
               for f in (tmp_path / "whole", tmp_path / "killed"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert a["dtype"] == b["dtype"] == auto_dtype("cpu")   # the host's class decided; the manifest says what ran
 
 
 def test_fixture_adapters_are_real_trained_peft_folders(trained_adapters, base_model):

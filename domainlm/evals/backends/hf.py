@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from copy import deepcopy
 
+from domainlm.kernels.dtypes import resolve_dtype
 from domainlm import log
 from domainlm.evals.backends.base import Encoded, cut_at_stop
 from domainlm.evals.backends.packing import build_segments, layout_row, pack_rows
@@ -53,7 +54,8 @@ class HFBackend:
         if cfg.threads:  # process-wide in torch: restored by close()
             torch.set_num_threads(cfg.threads)
         self.device = pick_device(cfg.device)
-        self.dtype = getattr(torch, cfg.dtype)
+        self.dtype_name = resolve_dtype(cfg.dtype, self.device)   # what ran: reports and cache keys record it
+        self.dtype = getattr(torch, self.dtype_name)
         model = AutoModelForCausalLM.from_pretrained(base.path, dtype=self.dtype).to(self.device)
         self.adapter_names: dict[str, str] = {}
         self.merged: dict[str, object] = {}   # subject label → its own model with the adapter merged in
@@ -89,7 +91,7 @@ class HFBackend:
         self.tokens_scored = 0
 
     def identity(self, subject: Subject) -> dict:
-        identity = {"backend": "hf", "dtype": self.cfg.dtype, "base": self.base.weights_sha256,
+        identity = {"backend": "hf", "dtype": self.dtype_name, "base": self.base.weights_sha256,
                     "adapter": subject.artifact_id, "max_length": self.cfg.max_length}
         if subject.label in self.merged:   # merged weights round differently from base + LoRA: cached apart
             identity["merged"] = True

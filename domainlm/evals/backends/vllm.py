@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from domainlm.kernels.dtypes import resolve_dtype
 from domainlm import log
 from domainlm.errors import ConfigError
 from domainlm.evals.backends.base import Encoded, _encode_many, cut_at_stop
@@ -49,8 +50,10 @@ class VLLMBackend:
         self.cfg = cfg
         self.base = base
         self.tokenizer = tokenizer
+        # CPU: bf16 only where it is native; an accelerator's vLLM resolves "auto" from the model itself
+        self.dtype_name = resolve_dtype(cfg.dtype, "cpu") if cpu else cfg.dtype
         adapters = [s for s in subjects if not s.is_base]
-        kwargs = dict(model=str(base.path), tokenizer=str(base.path), dtype=cfg.dtype, seed=seed,
+        kwargs = dict(model=str(base.path), tokenizer=str(base.path), dtype=self.dtype_name, seed=seed,
                       enforce_eager=cfg.enforce_eager, max_model_len=cfg.max_model_len, max_num_seqs=cfg.max_num_seqs)
         if cpu:
             kwargs["distributed_executor_backend"] = "uni"
@@ -71,7 +74,7 @@ class VLLMBackend:
         self.lora = {s.label: LoRARequest(s.label, i + 1, str(s.adapter)) for i, s in enumerate(adapters)}
 
     def identity(self, subject: Subject) -> dict:
-        return {"backend": "vllm", "dtype": self.cfg.dtype, "base": self.base.weights_sha256,
+        return {"backend": "vllm", "dtype": self.dtype_name, "base": self.base.weights_sha256,
                 "adapter": subject.artifact_id, "max_length": self.cfg.max_model_len - 1}
 
     def loglikelihood(self, subject: Subject, pairs: list[Encoded]) -> list[dict]:

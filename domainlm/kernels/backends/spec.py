@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
 from domainlm.kernels.backends import plugins, probes
-from domainlm.kernels.host import cpu_flags
+from domainlm.kernels.dtypes import cpu_has_native_bf16
 
 FAMILIES = ("builtin", "namespace", "cuda-alike")
 DIST_BACKENDS = ("nccl", "hccl", "cncl", "mccl", "bkcl", "eccl", "xccl", "gloo")
@@ -380,8 +380,8 @@ def _builtin_probe(backend: Backend) -> tuple[bool, str]:
 
 
 def _cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in /proc/cpuinfo: bf16 matmul runs natively (elsewhere it is emulated, slowly)."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    """AVX512-BF16 or AMX-BF16 in the CPU flags: bf16 matmul runs natively (elsewhere it is emulated, slowly)."""
+    return cpu_has_native_bf16()
 
 
 def _cpu_model_name() -> str:

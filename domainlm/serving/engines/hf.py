@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from domainlm import log
+from domainlm.kernels.dtypes import resolve_dtype
 from domainlm.serving.engines.base import Adapter, EngineUnavailable, UpstreamError
 
 logger = log.get("serving.hf")
@@ -81,7 +82,8 @@ class HfEngine:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=getattr(torch, self.settings.dtype))
+        dtype = getattr(torch, resolve_dtype(self.settings.dtype, "cpu"))   # this engine runs on the CPU
+        model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
         model.eval()
         self.model = model
         for adapter in adapters:
