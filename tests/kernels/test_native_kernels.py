@@ -16,6 +16,8 @@ from domainlm.kernels.ops import activation, cpu_attention, norm
 from domainlm.kernels.ops.attention import _GroupedAttention, reference_attention, varlen_attention
 from domainlm.kernels.ops.cpu_elementwise import KERNEL as ELEMENTWISE
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # as the training tests: see tests/conftest.py
+
 
 def built(kernel):
     reason = kernel.unavailable_reason()
