@@ -13,10 +13,10 @@ variant generates exactly prompts × max_tokens tokens) and prints output tokens
   merged            per-vertical engines with the adapter merged into the weights: each runs its vertical's third
                     of the prompts, one after another (one 2-core CPU); same work as base on smaller batches
 
-<ops>: `kernel` (domainlm's compiled per-token-slot kernel, serving/engines/cpu_lora_kernel.cpp; the default of
+<ops>: `kernel` (domainlm's compiled per-token-slot kernel, kernels/ops/cpu_lora_kernel.cpp; the default of
 the gateway's managed vLLM servers where the CPU has AVX512-BF16), `dense` (domainlm's two dense GEMMs per
-projection, cpu_lora_ops.py) or `vllm-ops` (vLLM's own CPU LoRA ops). Suffix `-r8`: rank-8 adapters; `-1`: one
-adapter for every request.
+projection, kernels/ops/vllm_cpu_lora.py) or `vllm-ops` (vLLM's own CPU LoRA ops). Suffix `-r8`: rank-8
+adapters; `-1`: one adapter for every request.
 
 Adapters are untrained with the training preset's shapes unless --adapters gives three artifact folders
 (throughput depends on shapes, not on learned values). One run per variant; numbers are noisy on a shared CPU.
@@ -36,12 +36,8 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-if os.environ.get("DOMAINLM_BENCH_WORKER") == "1" and os.environ.get("DOMAINLM_VLLM_LORA_OPS") != "vllm":
-    # module level on purpose: vLLM's spawned engine process re-imports this script, and must get the ops too
-    from domainlm.serving.engines.cpu_lora_ops import install
-
-    install()
-
+# domainlm's CPU LoRA ops reach every vLLM process through its general plugin (kernels/ops/vllm_plugin.py);
+# DOMAINLM_VLLM_LORA_OPS (OPS_ENV below) picks which ops that plugin installs for each variant.
 VERTICALS = ("petrochem", "medical", "marine")
 OPS_ENV = {"vllm-ops": "vllm", "dense": "dense", "kernel": "auto"}  # DOMAINLM_VLLM_LORA_OPS per variant
 PROMPT = "Question {i}: explain one important idea from your field of expertise, step by step."

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from domainlm.training.launch import free_port  # noqa: F401  (re-exported for the benchmarks)
+from domainlm.ports import free_port  # noqa: F401  (re-exported for the benchmarks)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from domainlm import __version__
 from domainlm.errors import IntegrityError
-from domainlm.hashing import atomic_dir, sha256_tree
+from domainlm.atomic import atomic_dir
+from domainlm.hashing import sha256_tree
 
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("adapter_config.json", "adapter_model.safetensors")

@@ -45,6 +45,18 @@ pytest_plugins = sorted(
 )
 
 
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread: on a shared 2-core machine a second OpenMP thread that gets descheduled stalls every
+    parallel region (measured 10× slower steps), and small test batches gain nothing from two."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def base_model():
     """The embedded default base model, prepared by `make setup` (prepared here if a test machine skipped it)."""

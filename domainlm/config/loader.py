@@ -69,7 +69,16 @@ def parse_overrides(items: list[str] | None) -> list[tuple[list[str], Any]]:
     return parsed
 
 
-def _apply(data: dict, keys: list[str], value: Any, origin: str) -> None:
+def apply_overrides(data: dict, overrides: list[str] | None) -> set[tuple]:
+    """Apply `key.path=value` overrides to `data` in place; returns the overridden key paths (errors name them)."""
+    overridden = set()
+    for keys, value in parse_overrides(overrides):
+        _set(data, keys, value, f"override '{'.'.join(keys)}'")
+        overridden.add(tuple(keys))
+    return overridden
+
+
+def _set(data: dict, keys: list[str], value: Any, origin: str) -> None:
     """Set data[k1][k2]…= value, creating sections; a numeric key indexes a list (bases.0.model=...)."""
     cursor: Any = data
     for depth, key in enumerate(keys):
@@ -124,8 +133,5 @@ def validate(model: type[M], data: dict, source: str, lines: dict[tuple, int] | 
 def load_config(path: str | Path, model: type[M], overrides: list[str] | None = None) -> M:
     """YAML file + overrides → validated `model` instance."""
     data, lines = load_yaml(path)
-    overridden = set()
-    for keys, value in parse_overrides(overrides):
-        _apply(data, keys, value, f"override '{'.'.join(keys)}'")
-        overridden.add(tuple(keys))
+    overridden = apply_overrides(data, overrides)
     return validate(model, data, str(path), lines, overridden)

@@ -15,7 +15,7 @@ import numpy as np
 from domainlm import log
 from domainlm.data.encode import ChatEncoder, Encoded
 from domainlm.data.formats import BadRow
-from domainlm.data.inputs import Example, RowIssues, file_record, read_jsonl, vertical_rows, vertical_sources
+from domainlm.data.inputs import Example, RowIssues, file_record, read_jsonl
 from domainlm.errors import DataError
 
 logger = log.get("data")
@@ -49,16 +49,20 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
 
 
-def build(data, tokenizer, seed: int) -> SFTData:
-    """`data` is a TrainConfig.data section; returns encoded train/eval rows, source records and statistics."""
+def build(data, tokenizer, seed: int, vertical=None) -> SFTData:
+    """`data` is a TrainConfig.data section; returns encoded train/eval rows, source records and statistics.
+    `vertical` supplies `data.vertical`'s own rows (`rows(split, limit, issues)`, `sources()`):
+    verticals.sft.VerticalRows, passed in by the trainer."""
     issues = RowIssues(on_error=data.on_error)
     train, held_out, records = [], [], []
     if data.vertical:
-        records += vertical_sources(data.vertical)
+        if vertical is None:
+            raise DataError(f"data.vertical: {data.vertical!r} needs the vertical's rows (verticals.sft.VerticalRows)")
+        records += vertical.sources()
         # the vertical samples deterministically (same seed → same rows) when a cap is set
-        train += vertical_rows(data.vertical, "train", data.max_train_rows, issues, data.system_prompt, seed)
+        train += vertical.rows("train", data.max_train_rows, issues)
         if data.max_eval_rows:
-            held_out += vertical_rows(data.vertical, "eval", data.max_eval_rows, issues, data.system_prompt, seed)
+            held_out += vertical.rows("eval", data.max_eval_rows, issues)
     file_rows = []
     for spec in data.files:
         path = Path(spec.path).expanduser()

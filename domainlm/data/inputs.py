@@ -81,32 +81,3 @@ def read_jsonl(path: Path, fmt: str, source: str, issues: RowIssues, system_prom
 def file_record(path: Path, name: str, licence: str | None, rows: int) -> dict:
     return {"name": name, "path": str(path.resolve()), "sha256": sha256_file(path), "rows": rows,
             "licence": licence or "unknown"}
-
-
-def vertical_rows(vertical: str, split: str, limit: int | None, issues: RowIssues,
-                  system_prompt: str | None = None, seed: int = 0) -> list[Example]:
-    """A vertical's SFT rows for `split` (train/eval); eval-only sources are refused by name."""
-    from domainlm.verticals import get_vertical
-
-    spec = get_vertical(vertical)
-    examples = []
-    for index, row in enumerate(spec.sft_rows(split=split, limit=limit, seed=seed)):
-        source = row.get("source", vertical)
-        assert_trainable(source)
-        origin = f"{vertical}:{source}#{row.get('id', index)}"
-        try:
-            examples.append(Example(to_messages(row, "messages", system_prompt), origin, source))
-        except BadRow as problem:
-            issues.report(origin, problem)
-    return examples
-
-
-def vertical_sources(vertical: str) -> list[dict]:
-    from domainlm.verticals import get_vertical
-
-    records = [dict(r) for r in get_vertical(vertical).data_sources()]
-    for record in records:
-        assert_trainable(record["name"])
-        if record.get("path"):
-            assert_trainable(record["path"])
-    return records

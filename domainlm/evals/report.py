@@ -16,15 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from domainlm import __version__
-from domainlm.hashing import atomic_dir, atomic_write_json
+from domainlm.atomic import atomic_dir, atomic_write_json
 
 from domainlm.evals.bootstrap import Paired, mean_ci, paired_test, suite_test
 
 SCHEMA = "domainlm.eval_report/1"
-
-
-def _scale(metric: str) -> float:
-    return 1.0 if metric == "nll" else 100.0  # 0–1 scores are reported in points
 
 
 def _task_result(plan, per_subject: dict[str, list[dict]], subjects, boot) -> dict:

@@ -94,7 +94,7 @@ def build_all(verbose: bool = False) -> None:
     from domainlm.kernels.ops.cpu_elementwise import KERNEL as elementwise
     from domainlm.kernels.ops.cpu_gemm import KERNEL as gemm
     from domainlm.kernels.ops.cpu_attention import KERNEL as attention
-    from domainlm.serving.engines.cpu_lora_kernel import KERNEL as lora
+    from domainlm.kernels.ops.cpu_lora import KERNEL as lora
 
     for kernel in (lora, attention, elementwise, gemm):
         loaded = kernel.load(verbose=verbose)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from domainlm import log
 from domainlm.errors import ModelError
-from domainlm.hashing import atomic_dir, sha256_bytes, sha256_file
+from domainlm.atomic import atomic_dir
+from domainlm.hashing import sha256_bytes, sha256_file
 
 logger = log.get("models")
 

@@ -29,7 +29,8 @@ class ResolvedModel:
                 "family": self.family}
 
 
-def _weights_sha256(folder: Path) -> str:
+def folder_weights_sha256(folder: Path) -> str:
+    """sha256 of a model folder's weights: the one file's hash, or a hash over every shard's name and hash."""
     files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
     if not files:
         raise ModelError(f"{folder} holds no *.safetensors or *.bin weights")
@@ -60,7 +61,7 @@ def _family(folder: Path) -> str:
 
 def _from_folder(ref: str, model_id: str, folder: Path, weights_sha: str | None = None) -> ResolvedModel:
     return ResolvedModel(ref=ref, model_id=model_id, path=folder, family=_family(folder),
-                         weights_sha256=weights_sha or _weights_sha256(folder),
+                         weights_sha256=weights_sha or folder_weights_sha256(folder),
                          chat_template_sha256=_chat_template_sha256(folder))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from domainlm.hashing import atomic_write_json, atomic_write_text
+from domainlm.atomic import atomic_write_json, atomic_write_text
 
 
 def _fmt_ci(block: dict | None) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 
 from domainlm.errors import DomainlmError
-from domainlm.training.launch import free_port
+from domainlm.ports import free_port
 
 
 @contextmanager

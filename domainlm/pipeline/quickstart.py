@@ -15,8 +15,7 @@ from pathlib import Path
 
 from domainlm import log
 from domainlm.artifact import artifact_id, verify_artifact
-from domainlm.config import load_config, load_yaml, parse_overrides
-from domainlm.config.loader import _apply, validate
+from domainlm.config import apply_overrides, load_config, load_yaml, validate
 from domainlm.errors import ConfigError, DomainlmError
 from domainlm.hashing import sha256_file
 from domainlm.pipeline.config import PipelineConfig, merge
@@ -36,8 +35,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | None = None, smoke: b
     merged = cfg.model_dump(exclude={"smoke"})
     if smoke:
         merged = merge(merged, cfg.smoke)
-    for keys, value in parse_overrides(overrides):
-        _apply(merged, keys, value, f"override '{'.'.join(keys)}'")
+    apply_overrides(merged, overrides)
     return validate(PipelineConfig, merged, f"{path} (with {'smoke section and ' if smoke else ''}overrides)")
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from collections.abc import Callable
 
 from domainlm import log
-from domainlm.hashing import atomic_write_json, sha256_bytes
+from domainlm.atomic import atomic_write_json
+from domainlm.hashing import sha256_bytes
 
 logger = log.get("pipeline")
 

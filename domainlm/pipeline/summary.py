@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from domainlm.hashing import atomic_write_json, atomic_write_text
+from domainlm.atomic import atomic_write_json, atomic_write_text
 from domainlm.pipeline.filing import build_record, write_record
 
 

@@ -21,12 +21,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from domainlm import log, paths
-from domainlm.artifact import MANIFEST, artifact_id, read_manifest, verify_artifact, write_manifest
+from domainlm.artifact import MANIFEST, artifact_id, verify_artifact, write_manifest
 from domainlm.errors import IntegrityError
-from domainlm.hashing import atomic_dir, atomic_write_bytes
+from domainlm.atomic import atomic_dir, atomic_write_bytes
 from domainlm.registry import gates as gates_mod
 from domainlm.registry.index import COLUMNS, Index
-from domainlm.registry.names import NotFound, RegistryError, check_version, check_vertical
+from domainlm.registry.names import NotFound, RegistryError, check_version, check_vertical, parse_ref
 
 logger = log.get("registry")
 
@@ -286,8 +286,14 @@ def _make_read_only(folder: Path) -> None:
             os.chmod(p, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
 
 
-def read_stored_manifest(entry: Entry) -> dict:
-    return read_manifest(entry.path)
+
+def resolve_artifact(source: str, registry: Registry | None = None) -> Path:
+    """An artifact folder as given, or a registry ref (`medical` = production, `medical@3` = pinned), verified."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    vertical, version = parse_ref(source)
+    return (registry or Registry()).verified(vertical, version).path
 
 
-__all__ = ["MANIFEST", "STAGES", "Entry", "NotFound", "Registry", "RegistryError"]
+__all__ = ["MANIFEST", "STAGES", "Entry", "NotFound", "Registry", "RegistryError", "resolve_artifact"]

@@ -10,7 +10,6 @@ The web console (domainlm.serving.console, when installed) is mounted by `mount(
 from __future__ import annotations
 
 import importlib
-import json
 import uuid
 from contextlib import asynccontextmanager
 
@@ -146,6 +145,3 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
         mount_console(app, service)
     return app
 
-
-def openapi_json(app: FastAPI) -> str:
-    return json.dumps(app.openapi(), indent=2)

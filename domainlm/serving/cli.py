@@ -17,15 +17,13 @@ def register_serve(subparsers) -> None:
 
 
 def load_serve_config(path: str | None, overrides: list[str]):
-    from domainlm.config import load_config, parse_overrides
-    from domainlm.config.loader import _apply, validate
+    from domainlm.config import apply_overrides, load_config, validate
     from domainlm.serving.config import ServeConfig
 
     if path:
         return load_config(path, ServeConfig, overrides)
     data: dict = {}
-    for keys, value in parse_overrides(overrides):
-        _apply(data, keys, value, f"override '{'.'.join(keys)}'")
+    apply_overrides(data, overrides)
     return validate(ServeConfig, data, "(defaults)")
 
 

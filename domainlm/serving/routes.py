@@ -41,7 +41,7 @@ async def run(request: Request, call: Call, work) -> Response:
     except APIError as exc:
         call.status, call.error = exc.status, exc.message
         response = exc.response()
-        for name, value in service._headers(call).items():
+        for name, value in service.response_headers(call).items():
             response.headers[name] = value
         service.finish(call)
         return response

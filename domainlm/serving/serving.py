@@ -175,7 +175,7 @@ class GatewayService:
             self.metrics.rate_limited.labels(kind="tokens" if "tokens" in str(exc) else "requests").inc()
             raise APIError(429, str(exc), code="rate_limit_exceeded", retry_after=exc.retry_after) from None
 
-    def _headers(self, call: Call) -> dict[str, str]:
+    def response_headers(self, call: Call) -> dict[str, str]:
         headers = {"x-request-id": call.request_id}
         if call.route:
             headers["x-domainlm-adapter"] = call.route.public
@@ -251,7 +251,7 @@ class GatewayService:
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
         filtered = call.policy.vertical is not None and kind == "chat"
         return StreamingResponse(self._relay(call, stream, first, include_usage, filtered),
-                                 media_type="text/event-stream", headers=self._headers(call))
+                                 media_type="text/event-stream", headers=self.response_headers(call))
 
     def _complete(self, call: Call, route: Route, kind: str, result: dict) -> Response:
         result["model"] = route.public
@@ -269,7 +269,7 @@ class GatewayService:
         call.answer = "\n".join(answers)
         result["domainlm"] = {"adapter": route.public, "vertical": route.vertical, "version": route.version,
                               "policy": call.policy.summary() if call.policy else None}
-        headers = self._headers(call)
+        headers = self.response_headers(call)
         self.finish(call)
         return Response(json.dumps(result, ensure_ascii=False), media_type="application/json", headers=headers)
 
@@ -350,7 +350,7 @@ class GatewayService:
             choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
             obj = chunk_obj = "text_completion"
             deltas = None
-        headers = self._headers(call)
+        headers = self.response_headers(call)
         self.finish(call)
         usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         if not req.stream:

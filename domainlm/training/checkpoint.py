@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from domainlm.errors import ConfigError
-from domainlm.hashing import atomic_dir
+from domainlm.atomic import atomic_dir
 
 PATTERN = re.compile(r"^step-(\d{6,})$")
 

@@ -61,9 +61,10 @@ def _train(args) -> int:
 def _export(args) -> int:
     from pathlib import Path
 
-    from domainlm.training.export import export_adapter, resolve_source
+    from domainlm.registry import resolve_artifact
+    from domainlm.training.export import export_adapter
 
-    out = export_adapter(resolve_source(args.source), Path(args.out).expanduser(), merge=args.merge,
+    out = export_adapter(resolve_artifact(args.source), Path(args.out).expanduser(), merge=args.merge,
                          dtype=args.dtype)
     print(json.dumps({"exported": str(out), "merged": args.merge}))
     return 0

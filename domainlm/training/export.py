@@ -15,20 +15,9 @@ from pathlib import Path
 from domainlm import log
 from domainlm.artifact import artifact_id, verify_artifact
 from domainlm.errors import IntegrityError
-from domainlm.hashing import atomic_dir
+from domainlm.atomic import atomic_dir
 
 logger = log.get("training")
-
-
-def resolve_source(source: str) -> Path:
-    """An artifact folder, or a registry ref (`medical` = production, `medical@3` = pinned)."""
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    from domainlm.registry import Registry, parse_ref
-
-    vertical, version = parse_ref(source)
-    return Registry().verified(vertical, version).path
 
 
 def _base_for(manifest: dict):

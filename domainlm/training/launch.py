@@ -8,21 +8,16 @@ MPI for several CPU processes). The accelerator backend supplies the environment
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
+
+from domainlm.ports import free_port
 
 WORKER_ENV = "DOMAINLM_TRAIN_WORKER"
 
 
 def in_worker() -> bool:
     return os.environ.get(WORKER_ENV) == "1" or "LOCAL_RANK" in os.environ
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch_command(worker_args: list[str], nproc: int, accelerate_config: str | None = None) -> list[str]:

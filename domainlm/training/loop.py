@@ -23,6 +23,7 @@ import torch
 
 from domainlm import log, progress
 from domainlm.data import dataset
+from domainlm.verticals.sft import VerticalRows
 from domainlm.data.batching import RowOrder, collate, micro_batch_rows, step_rows
 from domainlm.errors import ConfigError
 from domainlm.kernels.ops import compiled as compiled_ops
@@ -79,7 +80,8 @@ class Trainer:
         self.dtype = _dtype(cfg.train.precision, self.backend)
         self.base = resolve_base(cfg.base_model, prepare_if_missing=True)
         self.tokenizer = load_tokenizer(self.base.path)
-        self.data = dataset.build(cfg.data, self.tokenizer, cfg.seed)
+        vertical = VerticalRows(cfg.data.vertical, cfg.data.system_prompt, cfg.seed) if cfg.data.vertical else None
+        self.data = dataset.build(cfg.data, self.tokenizer, cfg.seed, vertical)
         self.lora = resolve_lora(cfg.lora, self.base.family)
         peft_model = load_lora_model(self.base.path, self.lora, device=self.device, dtype=self.dtype, seed=cfg.seed,
                                      gradient_checkpointing=cfg.train.gradient_checkpointing)

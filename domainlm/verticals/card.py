@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from domainlm import __version__
-from domainlm.data.sources.base import file_sha256
+from domainlm.hashing import sha256_file_cached
 from domainlm.paths import data_root
 
 SPLIT_RULE = ("rows of a `hash` source go to eval when sha256(normalised opening question) mod 100 < {pct}, else train "
@@ -28,7 +28,7 @@ def _source_entry(loaded, manifest: dict[str, str]) -> dict:
     s = loaded.source
     files = []
     for path in loaded.files:
-        entry = {"file": path.relative_to(loaded.root).as_posix(), "sha256": file_sha256(path),
+        entry = {"file": path.relative_to(loaded.root).as_posix(), "sha256": sha256_file_cached(path),
                  "bytes": path.stat().st_size}
         if s.dataset is not None:
             recorded = manifest.get(f"{s.dataset}/{entry['file']}")

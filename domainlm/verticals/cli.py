@@ -72,7 +72,7 @@ def _inspect(args) -> int:
 
 
 def _card(args) -> int:
-    from domainlm.hashing import atomic_write_json, atomic_write_text
+    from domainlm.atomic import atomic_write_json, atomic_write_text
     from domainlm.verticals import get_vertical
     from domainlm.verticals.card import card_markdown
 

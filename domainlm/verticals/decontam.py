@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from domainlm.verticals.text import cjk_chars, latin_words
+from domainlm.data.text import cjk_chars, latin_words
 
 VERSION = 2  # bump when the n-gram rule changes, so cached reports are recomputed
 

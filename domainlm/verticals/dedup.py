@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 
-from domainlm.verticals.text import units
+from domainlm.data.text import units
 
 PRIME = (1 << 31) - 1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domainlm.hashing import atomic_write_bytes, atomic_write_json
+from domainlm.atomic import atomic_write_bytes, atomic_write_json
 from domainlm.verticals.card import build_card
 
 

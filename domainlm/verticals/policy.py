@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from domainlm.hashing import sha256_bytes
 from domainlm.verticals.spec import Note, Policy
-from domainlm.verticals.text import detect_lang
+from domainlm.data.text import detect_lang
 
 __all__ = ["apply_policy", "audit_fields", "check_refusal", "detect_lang", "last_user_text", "policy_suffix",
            "post_process", "refusal_rule"]

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domainlm.data.sources import Record, Skip, parse_file
-from domainlm.data.sources.base import file_sha256, files_sha256
+from domainlm.data.sources.base import files_sha256
+from domainlm.hashing import sha256_file_cached
 from domainlm.errors import DataError
 from domainlm.paths import dataset_dir
 from domainlm.verticals.spec import Source
-from domainlm.verticals.text import split_key
+from domainlm.data.text import split_key
 
 
 @dataclass
@@ -89,7 +90,7 @@ def _parse(source: Source, root: Path, files: list[Path], eval_percent: int) -> 
         loaded.skipped_where.setdefault(reason, where)
 
     for path in files:
-        file_sha256(path)  # hashed alongside parsing so the card never re-reads the file
+        sha256_file_cached(path)  # hashed alongside parsing so the card never re-reads the file
         for item in parse_file(source.format, path):
             if isinstance(item, Skip):
                 skip(item.reason, item.where)

@@ -19,9 +19,10 @@ from pathlib import Path
 
 from domainlm import log
 from domainlm.errors import DomainlmError
-from domainlm.hashing import atomic_write_json, atomic_write_text, sha256_bytes
+from domainlm.atomic import atomic_write_json, atomic_write_text
+from domainlm.hashing import sha256_bytes
 from domainlm.verticals.dedup import MinHashIndex
-from domainlm.verticals.text import detect_lang
+from domainlm.data.text import detect_lang
 
 _log = log.get("verticals.synth")
 

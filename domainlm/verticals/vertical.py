@@ -9,7 +9,8 @@ from pathlib import Path
 from domainlm import log, paths
 from domainlm.data.usage import assert_trainable
 from domainlm.errors import DataError
-from domainlm.hashing import atomic_write_json, sha256_bytes
+from domainlm.atomic import atomic_write_json
+from domainlm.hashing import sha256_bytes
 from domainlm.verticals import decontam
 from domainlm.verticals.rows import LoadedSource, load_source
 from domainlm.verticals.spec import Bilingual, Gates, Policy, VerticalSpec

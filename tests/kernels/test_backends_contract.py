@@ -63,7 +63,13 @@ def test_every_adapter_declares_the_contract(backend):
         source = _vllm_source(module.removeprefix("vllm.").replace(".", "/") + ".py")
         assert re.search(rf"^(class {cls}\b|{cls} = )", source, flags=re.MULTILINE), plugin.platform_qualname
     assert backend.vendor_api.startswith("https://")
-    assert isinstance(backend.verified_on, tuple)
+    # verified_on: exactly this backend's records from verified_on.json, each one a valid device-run record
+    known = {b.name for b in BACKENDS}
+    on_file = json.loads(verified.VERIFIED_FILE.read_text(encoding="utf-8")).get(backend.name, [])
+    assert list(backend.verified_on) == on_file
+    for record in backend.verified_on:
+        assert record["backend"] == backend.name
+        verified.validate_record(record, known)
 
 
 def test_selection_order_is_the_documented_one():

@@ -10,8 +10,8 @@ pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
 from vllm.lora.ops.torch_ops import lora_ops as vllm_ops  # noqa: E402
 from vllm.lora.punica_wrapper import punica_cpu  # noqa: E402
 
-from domainlm.kernels.host import cpu_class, cpu_flags
-from domainlm.serving.engines import cpu_lora_ops  # noqa: E402
+from domainlm.kernels.host import cpu_class, cpu_flags  # noqa: E402
+from domainlm.kernels.ops import vllm_cpu_lora as cpu_lora_ops  # noqa: E402
 
 VLLM_ADD_LORA_LINEAR = punica_cpu.PunicaWrapperCPU.add_lora_linear
 
@@ -40,7 +40,7 @@ def exact(base, x, a, b, indices, scale, slices):
 
 def ops_mode(name: str, monkeypatch) -> None:
     """'dense': the GEMM path; 'kernel': the compiled AVX512-BF16 kernel (skipped only where it cannot exist)."""
-    from domainlm.serving.engines import cpu_lora_kernel
+    from domainlm.kernels.ops import cpu_lora as cpu_lora_kernel
 
     monkeypatch.setattr(cpu_lora_ops, "_KERNEL", [])
     monkeypatch.setenv(cpu_lora_ops.ENV, "dense" if name == "dense" else "auto")

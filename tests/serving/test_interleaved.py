@@ -60,6 +60,9 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
                              str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
                             capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+    # vLLM ran domainlm's general plugin in the offline engine too: both sides compute LoRA with the same ops
+    if os.environ.get("DOMAINLM_VLLM_LORA_OPS", "auto") != "vllm":
+        assert "domainlm: dense CPU multi-LoRA ops installed" in result.stderr, result.stderr[-3000:]
     offline = json.loads((tmp_path / "out.json").read_text())
     offline, base_answers = offline[:len(requests)], offline[len(requests):]
 

@@ -77,7 +77,7 @@ def test_vllm_command_line():
     spec = ProcessSpec(model_path="/m", served_names=["base"], port=9, lora_modules={"medical@2": "/r/medical/2"},
                        backend_args={"enable_lora": True, "dtype": "bfloat16", "enforce_eager": True})
     cmd = spec.command()
-    assert cmd[1:3] == ["-m", "domainlm.serving.engines.vllm_entry"]
+    assert cmd[1:3] == ["-m", "vllm.entrypoints.launchers.api_server.entry"]   # ops come by the vLLM plugin
     assert cmd[cmd.index("--lora-modules") + 1] == "medical@2=/r/medical/2"
     assert cmd.count("--enforce-eager") == 1 and cmd[cmd.index("--dtype") + 1] == "bfloat16"
     assert engine_args_to_flags({"a_b": False, "c": None, "d": 2}) == ["--no-a-b", "--d", "2"]

@@ -1,15 +1,10 @@
-"""Training tests run torch on one thread: on a shared 2-core machine a second OpenMP thread that gets descheduled
-stalls every parallel region (measured 10× slower steps), and these batches are too small to gain from two."""
+"""Training tests run torch on one thread (the fixture lives in tests/conftest.py, for the kernel tests too)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(before)

@@ -14,7 +14,7 @@ from domainlm.data.usage import EVAL_ONLY
 from domainlm.errors import DataError
 from domainlm.verticals import get_vertical, register_vertical
 from domainlm.verticals.rows import hash_split
-from domainlm.verticals.text import detect_lang, split_key
+from domainlm.data.text import detect_lang, split_key
 from tests.fixtures.verticals import shipping_rows, write_shipping
 
 

@@ -9,7 +9,7 @@ from domainlm.data.sources.evalsets import eval_set_texts
 from domainlm.verticals import get_vertical, register_vertical
 from domainlm.verticals.decontam import EvalIndex, ngrams
 from domainlm.verticals.rows import hash_split
-from domainlm.verticals.text import split_key
+from domainlm.data.text import split_key
 from tests.fixtures.verticals import shipping_rows, write_shipping
 
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "near", "the", "river", "bank", "at",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 from domainlm.data.sources import parse_file
 from domainlm.data.sources.base import Record
 from domainlm.data.sources.evalsets import eval_set_texts
+from domainlm.ports import free_port
 from domainlm.verticals import get_vertical
 from domainlm.verticals.dedup import MinHashIndex
 from domainlm.verticals.synth import SynthConfig, check, clean_answer, clean_question
@@ -56,15 +56,9 @@ def test_near_duplicates_and_eval_overlap_are_caught():
     assert "medqa_usmle_4opt" in hits
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def teacher(base_model, tmp_path):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
     with open(tmp_path / "teacher.log", "w") as log:
         proc = subprocess.Popen([sys.executable, str(HERE / "teacher_app.py"), str(base_model.path), str(port)],

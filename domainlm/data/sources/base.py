@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domainlm.errors import DataError
-from domainlm.hashing import sha256_bytes, sha256_file
+from domainlm.hashing import sha256_bytes, sha256_file_cached
 
-_SHA_CACHE: dict[tuple, str] = {}
 
 
 @dataclass(frozen=True)
@@ -40,17 +39,8 @@ def parse_file(fmt: str, path: Path) -> Iterator[Record | Skip]:
     return FORMATS[fmt](path)
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, cached per process by (path, size, mtime): the shared data is hashed once per run."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        _SHA_CACHE[key] = sha256_file(path)
-    return _SHA_CACHE[key]
-
-
 def files_sha256(files: list[Path], root: Path) -> str:
     """One file's sha256, or the sha256 of the sorted `relative/path:sha256` lines of several."""
     if len(files) == 1:
-        return file_sha256(files[0])
-    return sha256_bytes("\n".join(f"{p.relative_to(root).as_posix()}:{file_sha256(p)}" for p in sorted(files)))
+        return sha256_file_cached(files[0])
+    return sha256_bytes("\n".join(f"{p.relative_to(root).as_posix()}:{sha256_file_cached(p)}" for p in sorted(files)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from domainlm.data.sources import readers
 from domainlm.data.sources.base import Record, Skip, turns
-from domainlm.verticals.text import clean
+from domainlm.data.text import clean
 
 # The layout of ChemLit-QA's finetune_datasets/gpt_*.jsonl user turns and answers, so both splits read alike.
 PROMPT = ("Given the following context and question, answer the question. You must only provide the answer.\n"

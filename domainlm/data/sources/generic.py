@@ -7,7 +7,7 @@ from pathlib import Path
 
 from domainlm.data.sources import readers
 from domainlm.data.sources.base import Record, Skip, turns
-from domainlm.verticals.text import clean, detect_lang
+from domainlm.data.text import clean, detect_lang
 
 LANGS = ("en", "zh")
 

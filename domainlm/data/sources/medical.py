@@ -9,7 +9,7 @@ from pathlib import Path
 
 from domainlm.data.sources import readers
 from domainlm.data.sources.base import Record, Skip, turns
-from domainlm.verticals.text import clean
+from domainlm.data.text import clean
 
 
 def medquad_jsonl(path: Path) -> Iterator[Record | Skip]:

@@ -19,14 +19,6 @@ logger = log.get("evals.vllm")
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed max_lora_rank values
 
 
-def _install_cpu_lora_ops() -> None:
-    try:
-        from domainlm.serving.engines.cpu_lora_ops import install
-    except ImportError:  # serving not installed: vLLM's own ops still work, only slower
-        return
-    install()
-
-
 def engine_rank(rank: int) -> int:
     return next((r for r in LORA_RANKS if r >= rank), LORA_RANKS[-1])
 
@@ -40,10 +32,9 @@ class VLLMBackend:
         cpu = not torch.cuda.is_available()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gib))
-            # Engine core and worker in this process, so the dense CPU multi-LoRA ops installed below are the ones
-            # that run (vLLM's own CPU LoRA ops copy one weight matrix per token: ~3× slower on a 135M model).
+            # Engine core and worker in this process, as before domainlm's CPU multi-LoRA ops came as a vLLM plugin
+            # (kernels/ops/vllm_plugin.py: vLLM now installs them in whichever process runs the model).
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-            _install_cpu_lora_ops()
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 

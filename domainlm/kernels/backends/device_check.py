@@ -22,7 +22,6 @@ import datetime as dt
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,8 @@ import time
 import traceback
 from pathlib import Path
 
-from domainlm.hashing import atomic_write_json
+from domainlm.atomic import atomic_write_json
+from domainlm.ports import free_port
 
 PROMPT = "the quick brown fox"
 CORPUS = ["the quick brown fox jumps over the lazy dog", "hello world, this is a tiny tokenizer",
@@ -102,17 +102,11 @@ def check_bf16_autocast(backend) -> dict:
     return {"supports_bf16": backend.supports_bf16(), "dtype": str(out.dtype), "relative_error": round(rel, 5)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def check_dist_one_rank(backend) -> dict:
     import torch
     import torch.distributed as dist
 
-    group_env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()), "RANK": "0", "WORLD_SIZE": "1",
+    group_env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()), "RANK": "0", "WORLD_SIZE": "1",
                  "LOCAL_RANK": "0"}
     saved = {k: os.environ.get(k) for k in group_env}
     os.environ.update(group_env)

@@ -15,6 +15,8 @@ from importlib import metadata
 PLATFORM_GROUP = "vllm.platform_plugins"
 # Every group vLLM filters through VLLM_PLUGINS (vllm/plugins/__init__.py: load_plugins_by_group).
 PLUGIN_GROUPS = (PLATFORM_GROUP, "vllm.general_plugins", "vllm.io_processor_plugins", "vllm.stat_logger_plugins")
+# domainlm's own general plugin (pyproject entry point → kernels/ops/vllm_plugin.py): the CPU multi-LoRA ops
+DOMAINLM_GENERAL_PLUGIN = "domainlm_cpu_lora"
 
 
 @dataclass(frozen=True)

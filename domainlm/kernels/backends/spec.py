@@ -21,6 +21,7 @@ from domainlm.errors import DomainlmError
 from domainlm.kernels.backends import plugins, probes
 from domainlm.kernels.dtypes import cpu_has_native_bf16
 
+
 FAMILIES = ("builtin", "namespace", "cuda-alike")
 DIST_BACKENDS = ("nccl", "hccl", "cncl", "mccl", "bkcl", "eccl", "xccl", "gloo")
 LORA_SUPPORT = ("yes", "experimental", "no", "unknown")
@@ -212,7 +213,8 @@ class Backend:
         if plugin.entry_point:
             env["VLLM_PLUGINS"] = ",".join([plugin.entry_point_name, *own])
         elif any(ep.group == plugins.PLATFORM_GROUP for ep in plugins.installed_entry_points()):
-            env["VLLM_PLUGINS"] = ",".join(own)  # vLLM's own plugins (LoRA resolvers) only; "" loads none
+            # vLLM's own plugins (LoRA resolvers), and on the CPU domainlm's multi-LoRA ops; "" loads none
+            env["VLLM_PLUGINS"] = ",".join(own + [plugins.DOMAINLM_GENERAL_PLUGIN] * (self.device_type == "cpu"))
         if self.device_type == "cpu":
             env["VLLM_TARGET_DEVICE"] = "cpu"
             env["CUDA_VISIBLE_DEVICES"] = ""

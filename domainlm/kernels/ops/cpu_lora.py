@@ -2,7 +2,7 @@
 
 Built like every native kernel (domainlm/kernels/native.py: cached per source in ~/.cache/domainlm/ext; `make
 setup` builds it ahead through `python -m domainlm.kernels.native`). Where it cannot be used, `load()` returns None
-and the dense GEMM ops in cpu_lora_ops serve.
+and the dense GEMM ops in vllm_cpu_lora.py serve.
 """
 
 from __future__ import annotations
