@@ -198,9 +198,10 @@ def test_vllm_plugin_discovery_through_a_temporary_dist_info(monkeypatch, tmp_pa
     npu_env = get_backend("npu").serving_env()
     assert npu_env["VLLM_PLUGINS"] == "ascend,ascend_enhanced_model"
     assert get_backend("npu").describe()["vllm_plugin"]["installed"] == "vllm-ascend 0.0.0+fake"
-    cpu_env = get_backend("cpu").serving_env()  # a foreign platform plugin is installed: keep only vLLM's own
+    # a foreign platform plugin is installed: keep only vLLM's own plugins and domainlm's CPU multi-LoRA ops
+    cpu_env = get_backend("cpu").serving_env()
     own = sorted(ep.name for ep in plugins.entry_points_of_module("vllm"))
-    assert cpu_env["VLLM_PLUGINS"] == ",".join(own)
+    assert cpu_env["VLLM_PLUGINS"] == ",".join([*own, plugins.DOMAINLM_GENERAL_PLUGIN])
 
     # vLLM's own loader, in a fresh process, sees the same names and obeys the filter we set.
     code = textwrap.dedent("""
@@ -220,4 +221,5 @@ def test_vllm_plugin_discovery_through_a_temporary_dist_info(monkeypatch, tmp_pa
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("PLUGINS "))[8:])
     assert loaded["npu"] == {"vllm.platform_plugins": ["ascend"], "vllm.general_plugins": ["ascend_enhanced_model"]}
-    assert loaded["cpu"] == {"vllm.platform_plugins": [], "vllm.general_plugins": own}
+    assert loaded["cpu"] == {"vllm.platform_plugins": [],
+                             "vllm.general_plugins": sorted([*own, plugins.DOMAINLM_GENERAL_PLUGIN])}

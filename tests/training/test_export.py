@@ -66,7 +66,8 @@ def test_vllm_loads_the_merged_export(trained_adapters, tmp_path):
     script = tmp_path / "run_vllm.py"
     script.write_text(VLLM_SCRIPT)
     result = subprocess.run([sys.executable, str(script), str(merged)], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"})
+                            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1",
+                                 "VLLM_ENABLE_V1_MULTIPROCESSING": "0"})   # engine in-process: no spawns
     assert result.returncode == 0, result.stderr[-3000:]
     served = json.loads(next(line[7:] for line in result.stdout.splitlines() if line.startswith("RESULT ")))
     tokenizer = AutoTokenizer.from_pretrained(merged)

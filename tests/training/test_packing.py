@@ -37,7 +37,9 @@ def loss_and_grads(base_model, kernels, batch, dtype):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5),
+                                        # bf16 where training uses it: emulated elsewhere (~1 min here for nothing)
+                                        pytest.param(torch.bfloat16, 2e-2, marks=pytest.mark.avx512_bf16)])
 def test_packed_and_unpacked_losses_agree(base_model, dtype, tol):
     tokenizer = load_tokenizer(base_model.path)
     encoder = ChatEncoder(tokenizer, 128)

@@ -104,10 +104,13 @@ def test_sigkill_mid_training_then_resume_ends_with_the_same_loss(tmp_path):
     data position derived from the step). Precision auto: bf16 on AVX512-BF16 hosts, fp32 on AVX2-only ones."""
     extra = "checkpoint: {every_steps: 2, keep_last: 2}\nlog: {tensorboard: false}"
     whole = make_run(tmp_path / "whole", steps=6, extra=extra)
-    cli("train", str(whole), "--no-register")
+    env = {**os.environ, "DOMAINLM_PROGRESS": "off"}
+    # the uninterrupted run goes alongside (one thread each: 2 cores take both; results do not depend on timing)
+    whole_log = (tmp_path / "whole.log").open("w")   # a file, not a pipe: nobody reads it until the end
+    uninterrupted = subprocess.Popen([sys.executable, "-m", "domainlm.cli", "train", str(whole), "--no-register"],
+                                     stdout=subprocess.DEVNULL, stderr=whole_log, env=env)
     killed = make_run(tmp_path / "killed", steps=6, extra=extra)
     run = tmp_path / "killed" / "run"
-    env = {**os.environ, "DOMAINLM_PROGRESS": "off"}
     proc = subprocess.Popen([sys.executable, "-m", "domainlm.cli", "train", str(killed), "--no-register"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 600
@@ -119,6 +122,9 @@ def test_sigkill_mid_training_then_resume_ends_with_the_same_loss(tmp_path):
     assert not (run / "adapter").exists(), "killed too late: the run had finished"
     resumed = cli("train", str(killed), "--no-register")
     assert "resumed" in resumed.stderr
+    uninterrupted.wait(timeout=600)
+    whole_log.close()
+    assert uninterrupted.returncode == 0, (tmp_path / "whole.log").read_text()[-3000:]
     a, b = (json.loads((folder / "run" / "adapter" / "manifest.json").read_text())["metrics"]
             for folder in (tmp_path / "whole", tmp_path / "killed"))
     assert abs(a["train_loss_final"] - b["train_loss_final"]) <= 1e-6 * a["train_loss_final"]
