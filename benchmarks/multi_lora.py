@@ -172,15 +172,13 @@ def paired_ratio(rounds: dict) -> float:
 
 def merged(common: dict, adapters: list[str], env: dict, work: Path) -> dict:
     """Per-vertical merged engines, each on its third of the prompts, run one after another."""
-    from domainlm.artifact import artifact_id, read_manifest
-    from domainlm.serving.engines.base import Adapter
-    from domainlm.serving.engines.merge import merged_weights
+    from domainlm.artifacts import artifact_id, read_manifest
+    from domainlm.artifacts.merge import cached_merge
 
     total = {"tokens": 0, "seconds": 0.0}
     share = common["prompts"] // len(adapters)
     for i, path in enumerate(adapters):
-        adapter = Adapter(f"v{i}@1", Path(path), f"v{i}", 1, artifact_id(read_manifest(path)))
-        folder = merged_weights(common["model"], adapter, work / "merged")
+        folder = cached_merge(Path(path), artifact_id(read_manifest(path)), common["model"], work / "merged", f"v{i}-1")
         r = run_variant({**common, "model": str(folder), "prompts": share, "adapters": []}, env, work)
         total["tokens"] += r["tokens"]
         total["seconds"] += r["seconds"]

@@ -31,7 +31,7 @@ def untrained_adapter(dest: Path, base, vertical: str, seed: int, rank: int = 16
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from domainlm.artifact import write_artifact
+    from domainlm.artifacts import write_artifact
     from domainlm.training.presets import LLAMA_LIKE
 
     torch.manual_seed(seed)

@@ -2,9 +2,9 @@
 names, and docs/architecture.md shows the import graph as the code has it.
 
 Layers, bottom to top (shared/design/ARCHITECTURE.md): the shared helper modules at the package root, kernels,
-config, models, data, verticals, training, registry, evals, serving, pipeline; every `*/cli.py` (a subcommand's
-wiring: parse, call down, print) and `domainlm/cli.py` sit on top. A module may import its own package and any layer
-below it, lazily or not: an import inside a function is still a dependency.
+config, models, artifacts, data, verticals, training, registry, evals, serving, pipeline; every `*/cli.py` (a
+subcommand's wiring: parse, call down, print) and `domainlm/cli.py` sit on top. A module may import its own package
+and any layer below it, lazily or not: an import inside a function is still a dependency.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "domainlm"
-LAYERS = ("kernels", "config", "models", "data", "verticals", "training", "registry", "evals", "serving",
+LAYERS = ("kernels", "config", "models", "artifacts", "data", "verticals", "training", "registry", "evals", "serving",
           "pipeline", "cli")
-SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress", "artifact")   # domainlm/<name>.py
+SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress")   # domainlm/<name>.py
 DOCS = REPO / "docs" / "architecture.md"
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from domainlm.artifact import artifact_id, verify_artifact
+from domainlm.artifacts import artifact_id, verify_artifact
 from domainlm.errors import ConfigError, IntegrityError
 from domainlm.models import ResolvedModel
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from domainlm import log
-from domainlm.artifact import artifact_id, verify_artifact
+from domainlm.artifacts import artifact_id, verify_artifact
 from domainlm.config import apply_overrides, load_config, load_yaml, validate
 from domainlm.errors import ConfigError, DomainlmError
 from domainlm.hashing import sha256_file

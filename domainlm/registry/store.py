@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from domainlm import log, paths
-from domainlm.artifact import MANIFEST, artifact_id, verify_artifact, write_manifest
+from domainlm.artifacts import MANIFEST, artifact_id, verify_artifact, write_manifest
 from domainlm.errors import IntegrityError
 from domainlm.atomic import atomic_dir, atomic_write_bytes
 from domainlm.registry import gates as gates_mod

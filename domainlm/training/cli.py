@@ -62,7 +62,7 @@ def _export(args) -> int:
     from pathlib import Path
 
     from domainlm.registry import resolve_artifact
-    from domainlm.training.export import export_adapter
+    from domainlm.artifacts.export import export_adapter
 
     out = export_adapter(resolve_artifact(args.source), Path(args.out).expanduser(), merge=args.merge,
                          dtype=args.dtype)

@@ -30,7 +30,7 @@ from domainlm.kernels.ops import compiled as compiled_ops
 from domainlm.kernels.ops import lora as lora_ops
 from domainlm.kernels.ops.cross_entropy import release_workspace
 from domainlm.training import checkpoint
-from domainlm.training.artifact import write_adapter
+from domainlm.artifacts.adapter import write_adapter
 from domainlm.training.config import TrainConfig
 from domainlm.training.forward import CausalLMLoss, choose_kernels
 from domainlm.training.host import tune_cpu_process

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from domainlm.artifact import artifact_id, read_manifest
+from domainlm.artifacts import artifact_id, read_manifest
 from domainlm.errors import IntegrityError
 from domainlm.evals import run_eval
 from tests.evals.conftest import write_config, write_nll_task

@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from domainlm.artifact import read_manifest
+from domainlm.artifacts import read_manifest
 from domainlm.errors import IntegrityError
 from domainlm.registry import NotFound, Registry, RegistryError, parse_ref
 from domainlm.registry.gates import check_gates
@@ -131,7 +131,7 @@ def test_promotion_follows_gates_force_is_audited_and_rollback_restores(reg, ran
 
     src2 = tmp_path / "v2"
     shutil.copytree(random_adapters["medical"], src2)
-    from domainlm.artifact import write_manifest
+    from domainlm.artifacts import write_manifest
     from domainlm.hashing import sha256_file
 
     os.chmod(src2 / "adapter_config.json", 0o644)

@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 
-from domainlm.artifact import verify_artifact
+from domainlm.artifacts import verify_artifact
 
 PROMPT = [{"role": "user", "content": "What is hypertension?"}]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from domainlm.artifact import verify_artifact
+from domainlm.artifacts import verify_artifact
 from domainlm.hashing import sha256_file
 from domainlm.kernels.dtypes import auto_dtype
 from tests.fixtures.training import QA

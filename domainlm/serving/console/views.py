@@ -6,7 +6,7 @@ adds auth. Manifests are read, not re-hashed: the registry verifies artifacts wh
 
 from __future__ import annotations
 
-from domainlm.artifact import read_manifest
+from domainlm.artifacts import read_manifest
 from domainlm.errors import DomainlmError
 from domainlm.registry import Entry, Registry
 

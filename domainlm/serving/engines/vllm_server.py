@@ -359,11 +359,14 @@ class VllmEngine:
 
     # --- merged mode ---------------------------------------------------------------------------------------------
     async def _start_merged_pool(self, adapter: Adapter, wait: bool) -> None:
-        from domainlm.serving.engines.merge import merged_weights
+        from domainlm import paths
+        from domainlm.artifacts.merge import cached_merge
 
         if self.model_path is None:
             raise AdapterLoadError("merged serving needs the base model's local folder (managed replicas only)")
-        folder = await asyncio.to_thread(merged_weights, self.model_path, adapter, self.merge_dir)
+        folder = await asyncio.to_thread(cached_merge, adapter.path, adapter.artifact_id, self.model_path,
+                                         self.merge_dir or paths.home() / "merged",
+                                         f"{adapter.vertical}-{adapter.version}")
         pool = Pool(key=adapter.name, base_name=adapter.name, lora=False,
                     spec=self._spec(str(folder), [adapter.name], False, {}))
         self._add_managed(pool, max(1, self.settings.replicas))

@@ -1,4 +1,4 @@
-"""The run's output: a PEFT folder + manifest.json (domainlm.artifact contract) + a README.md data card.
+"""A training run's output: a PEFT folder + manifest.json (the artifacts contract) + a README.md data card.
 
 The base model's chat template text is recorded in the manifest next to its sha256: serving renders prompts with
 exactly the template the adapter was trained on (and refuses a base whose template hash differs).
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domainlm.artifact import write_artifact
+from domainlm.artifacts.contract import write_artifact
 
 
 def data_card(name: str, vertical: str, base: dict, sources: list[dict], stats: dict, metrics: dict,

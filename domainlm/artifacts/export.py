@@ -7,17 +7,17 @@ artifact and base it came from.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from pathlib import Path
 
 from domainlm import log
-from domainlm.artifact import artifact_id, verify_artifact
+from domainlm.artifacts.contract import verify_artifact
+from domainlm.artifacts.merge import merge_into
 from domainlm.errors import IntegrityError
 from domainlm.atomic import atomic_dir
 
-logger = log.get("training")
+logger = log.get("artifacts.export")
 
 
 def _base_for(manifest: dict):
@@ -37,26 +37,8 @@ def export_adapter(artifact: Path, out: Path, *, merge: bool, dtype: str = "bflo
         with atomic_dir(out) as tmp:
             shutil.copytree(artifact, tmp, dirs_exist_ok=True)
         return out
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     base = _base_for(manifest)
-    model = AutoModelForCausalLM.from_pretrained(base.path, dtype=getattr(torch, dtype))
-    model = PeftModel.from_pretrained(model, str(artifact)).merge_and_unload()
-    tokenizer = AutoTokenizer.from_pretrained(base.path)
-    template = manifest["base"].get("chat_template")
-    if template:
-        tokenizer.chat_template = template
-    with atomic_dir(out) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
-        tokenizer.save_pretrained(str(tmp))
-        (tmp / "domainlm_export.json").write_text(json.dumps({
-            "merged_from": {"artifact_id": artifact_id(manifest), "name": manifest.get("name"),
-                            "vertical": manifest.get("vertical"), "version": manifest.get("version"),
-                            "path": str(artifact)},
-            "base": {k: v for k, v in manifest["base"].items() if k != "chat_template"},
-            "dtype": dtype, "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }, indent=2) + "\n")
+    merge_into(out, artifact, base.path, dtype=dtype, record_name="domainlm_export.json",
+               record={"exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
     logger.info("merged model exported", path=str(out), artifact=str(artifact))
     return out
