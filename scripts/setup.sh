@@ -23,7 +23,7 @@ fi
 
 echo "== native CPU kernels: multi-LoRA serving, training attention, SwiGLU/RMSNorm (compiled once where the CPU has"
 echo "   AVX512-BF16; portable torch ops elsewhere)"
-$PY -m domainlm.kernels.native
+$PY -m domainlm.kernels.build
 
 echo "== embedded default base model"
 $PY -m domainlm.cli model prepare >/dev/null

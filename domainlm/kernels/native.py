@@ -3,7 +3,7 @@
 Each kernel is compiled once per source (with the headers beside it), flags, torch version and Python into
 ~/.cache/domainlm/ext/ (machine-wide, not per DOMAINLM_HOME, so test homes reuse it), under torch's file lock, so
 several processes (the vLLM API server and its engine, two training ranks) can load it at once. `make setup` builds
-them ahead; otherwise the first load compiles (about 30 s each). Used only where /proc/cpuinfo lists avx512_bf16
+them ahead (kernels/build.py); otherwise the first load compiles (about 30 s each). Used only where /proc/cpuinfo lists avx512_bf16
 and a C++ compiler and ninja are present; everywhere else `load()` returns None and the caller's portable torch
 ops serve.
 """
@@ -87,20 +87,3 @@ class NativeKernel:
             print(f"domainlm: {self.name} not used ({reason}); {self.fallback} instead", file=sys.stderr)
         self._loaded["module"] = module
         return module
-
-
-def build_all(verbose: bool = False) -> None:
-    """`make setup`: build every kernel ahead, so no process pays the compile; exits 0 where they cannot build."""
-    from domainlm.kernels.ops.cpu_elementwise import KERNEL as elementwise
-    from domainlm.kernels.ops.cpu_gemm import KERNEL as gemm
-    from domainlm.kernels.ops.cpu_attention import KERNEL as attention
-    from domainlm.kernels.ops.cpu_lora import KERNEL as lora
-
-    for kernel in (lora, attention, elementwise, gemm):
-        loaded = kernel.load(verbose=verbose)
-        state = "built and loaded" if loaded is not None else f"not available ({kernel.fallback} serve)"
-        print(f"{kernel.name}:", state)
-
-
-if __name__ == "__main__":  # python -m domainlm.kernels.native [-v]
-    build_all(verbose="-v" in sys.argv)

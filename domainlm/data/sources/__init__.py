@@ -8,7 +8,7 @@ FORMATS maps the `format:` names used in vertical YAMLs to parsers.
 
 from __future__ import annotations
 
-from domainlm.data.sources.base import Record, Skip, parse_file
-from domainlm.data.sources.formats import FORMATS
+from domainlm.data.sources.base import Record, Skip
+from domainlm.data.sources.formats import FORMATS, parse_file
 
 __all__ = ["FORMATS", "Record", "Skip", "parse_file"]

@@ -1,12 +1,10 @@
-"""The two things a parser yields, and the one entry point that picks a parser by format name."""
+"""The two things a parser yields (Record, Skip), and the hash of a source's files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from domainlm.errors import DataError
 from domainlm.hashing import sha256_bytes, sha256_file_cached
 
 
@@ -27,16 +25,6 @@ class Skip:
 
 def turns(user: str, assistant: str) -> list[dict]:
     return [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}]
-
-
-def parse_file(fmt: str, path: Path) -> Iterator[Record | Skip]:
-    from domainlm.data.sources.formats import FORMATS
-
-    if fmt not in FORMATS:
-        raise DataError(f"unknown data format '{fmt}' for {path}: use one of {sorted(FORMATS)}")
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    return FORMATS[fmt](path)
 
 
 def files_sha256(files: list[Path], root: Path) -> str:

@@ -1,7 +1,7 @@
 """Build and load `cpu_lora_kernel.cpp` (per-token-slot multi-LoRA with AVX512-BF16), or say why not.
 
 Built like every native kernel (domainlm/kernels/native.py: cached per source in ~/.cache/domainlm/ext; `make
-setup` builds it ahead through `python -m domainlm.kernels.native`). Where it cannot be used, `load()` returns None
+setup` builds it ahead through `python -m domainlm.kernels.build`). Where it cannot be used, `load()` returns None
 and the dense GEMM ops in vllm_cpu_lora.py serve.
 """
 
