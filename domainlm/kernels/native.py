@@ -3,9 +3,9 @@
 Each kernel is compiled once per source (with the headers beside it), flags, torch version and Python into
 ~/.cache/domainlm/ext/ (machine-wide, not per DOMAINLM_HOME, so test homes reuse it), under torch's file lock, so
 several processes (the vLLM API server and its engine, two training ranks) can load it at once. `make setup` builds
-them ahead (kernels/build.py); otherwise the first load compiles (about 30 s each). Used only where /proc/cpuinfo lists avx512_bf16
-and a C++ compiler and ninja are present; everywhere else `load()` returns None and the caller's portable torch
-ops serve.
+them all ahead (kernels/build.py); otherwise the first load compiles (about 30 s each). Used only where the CPU
+flags (kernels/host.py) list avx512_bf16 and a C++ compiler and ninja are present; everywhere else `load()` returns
+None and the caller's portable torch ops serve.
 """
 
 from __future__ import annotations
