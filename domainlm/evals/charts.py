@@ -67,7 +67,7 @@ def draw(report: dict, folder: Path) -> list[Path]:
                        yerr=[[c["effect"] - c["ci_low"] for c in cmp], [c["ci_high"] - c["effect"] for c in cmp]],
                        capsize=3)
             ax.axhline(0, color="black", linewidth=0.8)
-            limit = (report.get("gates") or {}).get("max_general_regression")
+            limit = ((report.get("gates") or {}).get("values") or {}).get("max_general_regression")
             if limit is not None:  # the promotion gate: the adapter may lose at most this much
                 ax.axhline(-limit, color="red", linestyle="--", linewidth=1, label=f"gate −{limit:g} points")
             ax.set_ylabel("adapter − base (points)")

@@ -83,7 +83,7 @@ def _summary(plans, per_item, adapter: str, boot) -> dict:
     }
 
 
-def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: dict) -> dict:
+def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: dict, gates: dict | None) -> dict:
     boot = cfg.bootstrap
     adapters = [s for s in subjects if not s.is_base]
     first = adapters[0] if adapters else None
@@ -111,18 +111,23 @@ def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: 
         "tasks": {p.task.name: _task_result(p, per_item[p.task.name], subjects, boot) for p in plans},
         "summary": summaries[first.label] if first else None,
         "summaries": summaries,
-        "gates": _gates(cfg.vertical),
+        "gates": gates,
     }
 
 
-def _gates(vertical: str) -> dict | None:
-    """The vertical's promotion gates, for readers of the report (the registry applies them, not this file)."""
-    try:
-        from domainlm.verticals import get_vertical
+def fixed_gates(vertical: str) -> dict | None:
+    """The vertical's promotion gates as they stand now — called before any item is scored — with their
+    fingerprint and the time they were read: {"values", "sha256", "fixed_at"}. The registry applies them; a
+    report whose fingerprint no longer matches the vertical's gates cannot promote."""
+    from domainlm.errors import DomainlmError
+    from domainlm.verticals import get_vertical
 
-        return get_vertical(vertical).gates.model_dump()
-    except Exception:  # a suite without a registered vertical (configs/eval/general.yaml) has no gates
+    try:
+        gates = get_vertical(vertical).gates
+    except DomainlmError:   # a suite without a registered vertical (configs/eval/general.yaml) has no gates
         return None
+    return {"values": gates.model_dump(mode="json"), "sha256": gates.fingerprint(),
+            "fixed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def write_report(report: dict, folder: Path, cfg) -> dict:

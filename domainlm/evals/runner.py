@@ -194,6 +194,7 @@ def run_eval(config: EvalConfig | str | Path, model: str = "base", adapters: lis
     cache = ResultCache(cfg.cache.path or paths.home() / "eval_cache.sqlite", cfg.cache.enabled)
     timings: dict[str, dict] = {}
     per_item: dict[str, dict[str, list[dict]]] = {}
+    gates = reporting.fixed_gates(cfg.vertical)   # fixed before the first item is scored
     engine = None
     try:
         load_started = time.time()
@@ -225,7 +226,7 @@ def run_eval(config: EvalConfig | str | Path, model: str = "base", adapters: lis
                 "chat_template_sha256": base.chat_template_sha256, "endpoint": cfg.openai.endpoint
                 if cfg.backend == "openai" else None, "cache": str(cache.path) if cache.enabled else None,
                 "load_seconds": round(load_seconds, 2), "wall_seconds": round(time.time() - started, 2)}
-    report = reporting.build_report(cfg, base, subjects, plans, per_item, settings, timings)
+    report = reporting.build_report(cfg, base, subjects, plans, per_item, settings, timings, gates)
     out = Path(output_dir or cfg.output_dir or _default_output(cfg.vertical, subjects))
     report = reporting.write_report(report, out, cfg)
     if attach and model != "base":  # a registry subject: promotion reads the report from its entry

@@ -56,6 +56,8 @@ def build_record(manifest: dict, report: dict | None, vertical, entry: dict, gat
             "summary": (report or {}).get("summary", {}),
             "tasks": _task_rows(report, entry),
             "gates": vertical.gates.model_dump(), "gates_passed": gates_passed,
+            # the fingerprint the report fixed before scoring (promotion refuses one that no longer matches)
+            "gates_sha256": ((report or {}).get("gates") or {}).get("sha256"),
         },
         "safety_policy": policy.model_dump(),
         "system_prompt": vertical.system_prompt.model_dump(),

@@ -51,6 +51,19 @@ def load_gates(vertical: str):
     return get_vertical(vertical).gates
 
 
+def gates_moved(report: dict, gates) -> str | None:
+    """Why the report cannot promote under today's gates (None when it can): gates are fixed before evaluation,
+    and the report records their fingerprint; gates edited after the numbers were seen do not apply to it."""
+    recorded = (report.get("gates") or {}).get("sha256") if isinstance(report.get("gates"), dict) else None
+    if recorded is None:
+        return ("the eval report records no gate fingerprint (gates must be fixed before evaluation): "
+                "re-run the eval")
+    if recorded != gates.fingerprint():
+        return (f"the vertical's gates changed after this eval ran (report fixed {recorded[:12]}, now "
+                f"{gates.fingerprint()[:12]}): re-run the eval under the current gates")
+    return None
+
+
 def _number(summary: dict, key: str) -> float | None:
     value = summary.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -199,7 +199,11 @@ class Registry:
         report = gates_mod.read_report(entry.report_path)
         if gates_mod.report_artifact_id(report) != entry.artifact_id:
             return gates_mod.GateResult(False, ["the attached report is for a different artifact"])
-        return gates_mod.check_gates(report, gates_mod.load_gates(entry.vertical))
+        gates = gates_mod.load_gates(entry.vertical)
+        moved = gates_mod.gates_moved(report, gates)
+        if moved:
+            return gates_mod.GateResult(False, [moved])
+        return gates_mod.check_gates(report, gates)
 
     def promote(self, vertical: str, version: int, force: bool = False, actor: str = "cli") -> Entry:
         """Make a version production (the previous one becomes archived). Gates must pass unless force=True."""

@@ -6,11 +6,14 @@ what `register_vertical` runs, so a bad YAML fails at registration with `file:li
 
 from __future__ import annotations
 
+import json
+
 import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from domainlm.hashing import sha256_bytes
 from domainlm.config import Strict
 from domainlm.data.sources import FORMATS
 from domainlm.data.usage import EVAL_ONLY, RESTRICTED_LICENCES
@@ -168,6 +171,11 @@ class Gates(Strict):
         if value < 0:
             raise ValueError("max_general_regression is a tolerated loss in points and cannot be negative")
         return value
+
+    def fingerprint(self) -> str:
+        """sha256 of the gates' canonical JSON: an eval report records it before scoring starts, and promotion
+        refuses a report whose fingerprint no longer matches (gates moved after the numbers were seen)."""
+        return sha256_bytes(json.dumps(self.model_dump(mode="json"), sort_keys=True))
 
 
 class Decontamination(Strict):

@@ -31,7 +31,8 @@ def report_for(entry, *, passing: bool, path):
     summary = {"domain_gain": gain, "general_regression": regression, "significant": True,
                "nll_reduction": (g.min_nll_reduction or 0.0) + 0.05}
     report = {"subject": {"artifact_id": entry.artifact_id, "vertical": entry.vertical, "version": entry.version},
-              "tasks": {}, "summary": summary}
+              "tasks": {}, "summary": summary,
+              "gates": {"values": g.model_dump(mode="json"), "sha256": g.fingerprint()}}   # fixed before scoring
     path.write_text(json.dumps(report))
     return path
 
@@ -153,6 +154,25 @@ def test_promotion_follows_gates_force_is_audited_and_rollback_restores(reg, ran
         reg.rollback("medical")
     events = [r["event"] for r in reg.audit_log("medical")][::-1]
     assert events == ["register", "attach_report", "force", "register", "attach_report", "promote", "rollback"]
+
+
+def test_a_report_promotes_only_under_the_gates_it_fixed_before_scoring(reg, random_adapters, tmp_path, monkeypatch):
+    entry = reg.register(random_adapters["medical"])
+    report = json.loads(report_for(entry, passing=True, path=tmp_path / "r.json").read_text())
+    for name, gates, problem in (("none", None, "records no gate fingerprint"),
+                                 ("moved", {**report["gates"], "sha256": "0" * 64}, "gates changed after this eval")):
+        (tmp_path / f"{name}.json").write_text(json.dumps({**report, "gates": gates}))
+        reg.attach_report("medical", entry.version, tmp_path / f"{name}.json")
+        decision = reg.check_promotion("medical", entry.version)
+        assert not decision.passed and problem in decision.failures[0], decision.failures
+        with pytest.raises(RegistryError, match=problem):
+            reg.promote("medical", entry.version)
+    # the vertical loosens its gates after seeing the numbers: the report that passed before no longer promotes
+    reg.attach_report("medical", entry.version, report_for(entry, passing=True, path=tmp_path / "ok.json"))
+    assert reg.check_promotion("medical", entry.version).passed
+    g = gates_of("medical")
+    monkeypatch.setattr(g, "min_domain_gain", g.min_domain_gain - 1.0)
+    assert "gates changed after this eval" in reg.check_promotion("medical", entry.version).failures[0]
 
 
 def test_check_gates_names_every_unmet_gate():
