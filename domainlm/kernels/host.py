@@ -63,12 +63,22 @@ def cpu_class() -> str:
 def hide_torch_isa(environ: dict | None = None) -> dict:
     """When the switch hides AVX-512, cap torch's own ISA too (ATen's dispatch and oneDNN read these variables
     when torch is first imported, so call this before that, or pass the result to a child process's env).
-    Returns the variables set; an explicit setting already in the environment wins."""
+    Returns the variables set; an explicit setting already in the environment wins.
+
+    torch.compile's on-disk cache moves to its own folder as well: inductor's cache keys do not tell the capped
+    ISA from the full one, so kernels generated for 8-lane AVX2 vectors were reused by a full-ISA process (16-lane
+    AVX-512 stores: heap corruption) and the other way round (wrong results). Measured here with the compiled
+    RMSNorm of tests/kernels/test_ops.py before this separation."""
     env = os.environ if environ is None else environ
     has_avx512 = any(f.startswith("avx512") for f in detected_cpu_flags())
     if not has_avx512 or any(f.startswith("avx512") for f in cpu_flags()):
         return {}
-    wanted = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    import getpass
+    import tempfile
+
+    default_cache = os.path.join(tempfile.gettempdir(), "torchinductor_" + getpass.getuser().replace(os.sep, "_"))
+    wanted = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+              "TORCHINDUCTOR_CACHE_DIR": env.get("TORCHINDUCTOR_CACHE_DIR", default_cache) + "-isa-avx2"}
     for key, value in wanted.items():
         env.setdefault(key, value)
     return wanted

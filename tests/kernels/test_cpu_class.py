@@ -53,28 +53,32 @@ import json, domainlm, torch
 from domainlm.kernels.backends import get_backend
 from domainlm.kernels.ops.cpu_elementwise import KERNEL
 cpu = get_backend("cpu")
+from torch._inductor.runtime.cache_dir_utils import cache_dir
 print(json.dumps({"isa": torch.backends.cpu.get_cpu_capability(), "bf16": cpu.supports_bf16(),
-                  "vllm_dtype": cpu.vllm_engine_args()["dtype"], "kernel": KERNEL.unavailable_reason()}))
+                  "vllm_dtype": cpu.vllm_engine_args()["dtype"], "kernel": KERNEL.unavailable_reason(),
+                  "inductor_cache": cache_dir()}))
 """
 
 
 def probe(env_extra: dict) -> dict:
     import os
 
-    env = {k: v for k, v in os.environ.items() if k not in (FLAGS_OFF_ENV, "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in (FLAGS_OFF_ENV, "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "TORCHINDUCTOR_CACHE_DIR")}
     out = subprocess.run([sys.executable, "-c", PROBE], env={**env, **env_extra}, capture_output=True, text=True,
                          timeout=120, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_the_switch_reaches_the_backend_the_kernels_and_torch_in_a_fresh_process():
-    hidden = probe({FLAGS_OFF_ENV: "portable"})
+    hidden, host = probe({FLAGS_OFF_ENV: "portable"}), probe({})
     assert hidden["bf16"] is False and hidden["vllm_dtype"] == "float32"
     assert hidden["kernel"].startswith("the CPU has no AVX512-BF16")
     if any(f.startswith("avx512") for f in detected_cpu_flags()):
         assert hidden["isa"] == "AVX2", hidden           # torch's dispatch capped too, not only our own choices
         assert FLAGS_OFF_ENV in hidden["kernel"]
-    host = probe({})
+        # torch.compile keeps the capped ISA's kernels apart: its cache keys do not tell the two ISAs apart
+        assert hidden["inductor_cache"].endswith("-isa-avx2") and host["inductor_cache"] != hidden["inductor_cache"]
     native = "avx512_bf16" in detected_cpu_flags()
     assert host["bf16"] is (native or "amx_bf16" in detected_cpu_flags())
     assert host["vllm_dtype"] == ("bfloat16" if host["bf16"] else "float32")
