@@ -20,6 +20,7 @@ CTX = TaskContext("medical", 1234)
 # (task, items in the shared data, kind) — counts are the published sizes of each set (README table)
 BUILTIN = [("medqa", 1273, "multiple_choice"), ("medmcqa", 2816, "multiple_choice"),
            ("mmlu_medical", 1089, "multiple_choice"), ("pubmedqa", 500, "generate"),
+           ("pubmedqa_ll", 500, "multiple_choice"),
            ("formationeval", 505, "multiple_choice"), ("agieval_gaokao_chemistry", 207, "multiple_choice"),
            ("gaokao_bench_chemistry", 123, "multiple_choice"), ("scibench_chemistry", 223, "generate"),
            ("atmossci_physical_oceanography", 180, "multiple_choice"), ("geobench_ap", 1395, "multiple_choice")]
@@ -36,6 +37,29 @@ def test_builtin_task_loads_every_item(name, count, kind):
             assert 2 <= len(item.choices) and 0 <= item.gold < len(item.choices)
         else:
             assert item.reference
+
+
+def test_pubmedqa_ll_asks_exactly_what_lm_evaluation_harness_asks():
+    """Same prompt text and choices as lm-eval's own pubmedqa task (its doc_to_text run on our raw rows), same
+    items and gold as the generative `pubmedqa`: the two ways of scoring differ only in how the answer is read."""
+    import importlib.util
+
+    import lm_eval
+
+    from domainlm.evals.tasks.readers import read_json, shared_file
+
+    folder = Path(lm_eval.__file__).parent / "tasks" / "pubmedqa"
+    spec = importlib.util.spec_from_file_location("preprocess_pubmedqa", folder / "preprocess_pubmedqa.py")
+    theirs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(theirs)
+    choices = yaml.safe_load((folder / "pubmedqa.yaml").read_text().replace("!function", ""))["doc_to_choice"]
+    raw = read_json(shared_file("pubmedqa", "ori_pqal.json"))
+    ll, gen = build_task("pubmedqa_ll", CTX), build_task("pubmedqa", CTX)
+    assert [i.id for i in ll.items] == [i.id for i in gen.items]
+    for item, twin in zip(ll.items, gen.items, strict=True):
+        assert list(item.choices) == choices and item.choices[item.gold] == twin.reference
+    for item in ll.items[:50]:
+        assert render(ll, item) == theirs.doc_to_text(raw[item.id])
 
 
 def test_chembench_keeps_single_answer_mc_and_cmmlu_medical_subjects():

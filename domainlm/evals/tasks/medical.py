@@ -40,18 +40,39 @@ def mmlu_medical(ctx) -> Task:
                 sources=("mmlu_medical_medagents",))
 
 
-@register_task("pubmedqa", "PubMedQA expert-labelled test (500): generated yes/no/maybe, label extraction")
-def pubmedqa(ctx) -> Task:
+PUBMEDQA_LABELS = ("yes", "no", "maybe")
+
+
+def pubmedqa_items() -> list[Item]:
+    """The 500 expert-labelled test questions (pmid, abstract contexts, question, label), in file order."""
     questions = read_json(shared_file("pubmedqa", "ori_pqal.json"))
     truth = read_json(shared_file("pubmedqa", "test_ground_truth.json"))
-    items = []
-    for pmid, label in truth.items():
-        row = questions[pmid]
-        items.append(Item(id=pmid, fields={"question": row["QUESTION"], "context": " ".join(row["CONTEXTS"])},
-                          reference=label))
-    return Task("pubmedqa", "generate", items, labels=("yes", "no", "maybe"), primary="label_acc",
+    return [Item(id=pmid, fields={"question": questions[pmid]["QUESTION"],
+                                  "context": " ".join(questions[pmid]["CONTEXTS"]),
+                                  "abstract": "\n".join(questions[pmid]["CONTEXTS"])},   # lm-eval's layout
+                 reference=label)
+            for pmid, label in truth.items()]
+
+
+@register_task("pubmedqa", "PubMedQA expert-labelled test (500): generated yes/no/maybe, label extraction")
+def pubmedqa(ctx) -> Task:
+    """Generative: does the model answer in the label format, and with the right label (label_acc)."""
+    items = pubmedqa_items()
+    return Task("pubmedqa", "generate", items, labels=PUBMEDQA_LABELS, primary="label_acc",
                 template="Context: {context}\nQuestion: {question}\nAnswer with yes, no or maybe.\nAnswer:",
                 max_new_tokens=8, sources=("pubmedqa",))
+
+
+@register_task("pubmedqa_ll", "PubMedQA expert-labelled test (500): yes/no/maybe by label log-likelihood "
+                             "(lm-evaluation-harness's pubmedqa; comparable to published numbers)")
+def pubmedqa_ll(ctx) -> Task:
+    """The same items scored as lm-evaluation-harness scores PubMedQA: the log-likelihood of " yes", " no" and
+    " maybe" after its prompt. It measures what the model knows regardless of answer format; `pubmedqa` measures
+    whether it answers in the format (a fine-tune can move the two apart)."""
+    items = [Item(id=i.id, fields=i.fields, choices=PUBMEDQA_LABELS, gold=PUBMEDQA_LABELS.index(i.reference))
+             for i in pubmedqa_items()]
+    return Task("pubmedqa_ll", "multiple_choice", items, template="Abstract: {abstract}\nQuestion: {question}\nAnswer:",
+                sources=("pubmedqa",))
 
 
 @register_task("cmmlu_medical", "CMMLU medical subjects (zh, 9 subjects), log-likelihood MC over letters")
