@@ -95,3 +95,33 @@ def test_config_mistakes_are_named(data, message):
 
     with pytest.raises(ConfigError, match=message):
         validate(ServeConfig, data, "test.yaml")
+
+
+def test_a_managed_process_dies_with_the_process_that_started_it(tmp_path):
+    """kill -9 of a gateway (or an aborted test run) takes its vLLM replicas down with it: the child gets SIGTERM
+    from the kernel (PR_SET_PDEATHSIG, set by the same preexec hook VllmProcess.start uses)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from domainlm.serving.engines.vllm_process import _die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=_die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    os.kill(child, 0)                       # running while its parent lives
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the child outlived its killed parent")
