@@ -7,14 +7,9 @@ On an accelerator bf16 is native unless torch says otherwise.
 
 from __future__ import annotations
 
-from domainlm.kernels.host import cpu_flags
+from domainlm.kernels.host import cpu_has_native_bf16
 
 DTYPES = ("bfloat16", "float32", "float16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 among the (possibly overridden) CPU flags."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
 def auto_dtype(device: str = "cpu") -> str:

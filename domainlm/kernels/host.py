@@ -51,13 +51,18 @@ def _masked(flags: frozenset[str], patterns: tuple[str, ...]) -> frozenset[str]:
     return frozenset(f for f in flags if not any(fnmatch.fnmatchcase(f, p) for p in patterns))
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX-BF16 among the (possibly overridden) CPU flags: bf16 matmul runs natively (elsewhere it is
+    emulated, slowly)."""
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
 def cpu_class() -> str:
     """'avx512-bf16' where bf16 matmul runs natively (AVX512-BF16 or AMX), 'avx2' where only AVX2/FMA is there,
     'baseline' otherwise: the class a test or report names."""
-    flags = cpu_flags()
-    if {"avx512_bf16", "amx_bf16"} & flags:
+    if cpu_has_native_bf16():
         return "avx512-bf16"
-    return "avx2" if {"avx2", "fma"} <= flags else "baseline"
+    return "avx2" if {"avx2", "fma"} <= cpu_flags() else "baseline"
 
 
 def hide_torch_isa(environ: dict | None = None) -> dict:

@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
 from domainlm.kernels.backends import plugins, probes
-from domainlm.kernels.dtypes import cpu_has_native_bf16
+from domainlm.kernels.dtypes import auto_dtype
+from domainlm.kernels.host import cpu_has_native_bf16
 
 
 FAMILIES = ("builtin", "namespace", "cuda-alike")
@@ -133,7 +134,7 @@ class Backend:
     def supports_bf16(self) -> bool:
         """Native bf16 arithmetic on this device (initialises the device for accelerators)."""
         if self.device_type == "cpu":
-            return _cpu_has_bf16()
+            return cpu_has_native_bf16()
         if "is_bf16_supported" in self.device_api:
             return bool(self._api("is_bf16_supported")())
         return _bf16_matmul_runs(self.device())
@@ -250,7 +251,7 @@ class Backend:
         """vLLM EngineArgs for this backend (no device is touched: the engine's own workers resolve dtype="auto")."""
         args: dict = {"enable_lora": self.lora_serving_mode().mode == "vllm-lora"}
         if self.device_type == "cpu":
-            args["dtype"] = "bfloat16" if _cpu_has_bf16() else "float32"
+            args["dtype"] = auto_dtype("cpu")
             args["enforce_eager"] = True  # CPU: graph capture buys nothing and start-up drops ~107 s -> ~27 s
         else:
             args["dtype"] = "auto"
@@ -379,11 +380,6 @@ def _builtin_probe(backend: Backend) -> tuple[bool, str]:
             os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
     return (True, f"CUDA {torch.version.cuda} build sees a device (NVML check)") if available else (
         False, "CUDA build but no device visible")
-
-
-def _cpu_has_bf16() -> bool:
-    """AVX512-BF16 or AMX-BF16 in the CPU flags: bf16 matmul runs natively (elsewhere it is emulated, slowly)."""
-    return cpu_has_native_bf16()
 
 
 def _cpu_model_name() -> str:
