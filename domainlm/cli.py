@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("domainlm.training.cli:register_export", "copy an adapter, or merge it into its base model"),
     "eval": ("domainlm.evals.cli:register", "score base and adapters on benchmark suites, write reports"),
     "quickstart": ("domainlm.pipeline.cli:register", "the whole pipeline for every vertical, end to end"),
+    "sweep": ("domainlm.pipeline.cli:register_sweep", "search a vertical's recipe (Optuna) on its dev split"),
 }
 
 

@@ -77,6 +77,12 @@ def isolated_home(tmp_path, monkeypatch, base_model):
     home = tmp_path / "home"
     (home / "models").mkdir(parents=True)
     (home / "models" / base_model.path.name).symlink_to(base_model.path)
+    # replay answers (training/replay.py) are a pure function of base weights and pool: one machine-wide copy, so
+    # each test that trains with a replay mixture does not start a vLLM engine to regenerate them
+    shared_replay = Path(os.environ.get("DOMAINLM_HOME", Path.home() / ".cache" / "domainlm")).expanduser() \
+        / "test-fixtures" / "replay"
+    shared_replay.mkdir(parents=True, exist_ok=True)
+    (home / "replay").symlink_to(shared_replay)
     monkeypatch.setenv("DOMAINLM_HOME", str(home))
     monkeypatch.setenv("DOMAINLM_REGISTRY", str(home / "registry"))
     return home

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "domainlm"
 LAYERS = ("kernels", "config", "models", "artifacts", "data", "verticals", "training", "registry", "evals", "serving",
           "pipeline", "cli")
-SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress")   # domainlm/<name>.py
+SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress", "children")   # domainlm/<name>.py
 DOCS = REPO / "docs" / "architecture.md"
 
 

@@ -49,20 +49,45 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     return ([e for i, e in enumerate(examples) if i not in held], [e for i, e in enumerate(examples) if i in held])
 
 
-def build(data, tokenizer, seed: int, vertical=None) -> SFTData:
+def mix_counts(parts, total: int) -> dict[str, int]:
+    """Rows per mixture part: `total` split by normalised weight, largest remainders rounded up (sums to total)."""
+    weights = np.array([p.weight for p in parts], dtype=np.float64)
+    exact = total * weights / weights.sum()
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts), kind="stable")[: total - int(counts.sum())]:
+        counts[i] += 1
+    return {p.source: int(c) for p, c in zip(parts, counts, strict=True)}
+
+
+def build(data, tokenizer, seed: int, vertical=None, replay=None) -> SFTData:
     """`data` is a TrainConfig.data section; returns encoded train/eval rows, source records and statistics.
-    `vertical` supplies `data.vertical`'s own rows (`rows(split, limit, issues)`, `sources()`):
-    verticals.sft.VerticalRows, passed in by the trainer."""
+    `vertical` supplies `data.vertical`'s own rows (`rows(split, limit, issues)`, `sources()`, and for a mixture's
+    safety part `safety_rows(limit, issues)`, `safety_sources()`): verticals.sft.VerticalRows, passed in by the
+    trainer; `replay` supplies a mixture's replay part (`rows(limit)`, `record(used)`): training.replay.ReplayRows.
+    With `data.mix`, each part gets its weight's share of max_train_rows (stats["mix"] records what it got)."""
     issues = RowIssues(on_error=data.on_error)
     train, held_out, records = [], [], []
+    counts = mix_counts(data.mix, data.max_train_rows) if data.mix else {}
+    mix_rows: dict[str, list[Example]] = {}
     if data.vertical:
         if vertical is None:
             raise DataError(f"data.vertical: {data.vertical!r} needs the vertical's rows (verticals.sft.VerticalRows)")
         records += vertical.sources()
         # the vertical samples deterministically (same seed → same rows) when a cap is set
-        train += vertical.rows("train", data.max_train_rows, issues)
+        mix_rows["vertical"] = vertical.rows("train", counts.get("vertical", data.max_train_rows), issues)
+        train += mix_rows["vertical"]
         if data.max_eval_rows:
-            held_out += vertical.rows("eval", data.max_eval_rows, issues)
+            held_out += vertical.rows(data.eval_split, data.max_eval_rows, issues)
+    if "safety" in counts:
+        records += vertical.safety_sources()
+        mix_rows["safety"] = vertical.safety_rows(counts["safety"], issues)
+        train += mix_rows["safety"]
+    if "replay" in counts:
+        if replay is None:
+            raise DataError("data.mix names a replay part but no replay rows were given (training.replay.ReplayRows)")
+        mix_rows["replay"] = replay.rows(counts["replay"])
+        train += mix_rows["replay"]
+        records.append(replay.record(len(mix_rows["replay"])))
     file_rows = []
     for spec in data.files:
         path = Path(spec.path).expanduser()
@@ -76,9 +101,18 @@ def build(data, tokenizer, seed: int, vertical=None) -> SFTData:
     if file_rows and not data.eval_files and not held_out:
         file_rows, held = _split(file_rows, data.eval_fraction, seed)
         held_out += held
+    if "files" in counts and len(file_rows) > counts["files"]:
+        keep = np.sort(np.random.default_rng([seed, 15485863]).permutation(len(file_rows))[: counts["files"]])
+        file_rows = [file_rows[i] for i in keep]
+    mix_rows["files"] = file_rows
     train += file_rows
     rows_read = len(train) + len(held_out) + issues.skipped
-    if data.max_train_rows and len(train) > data.max_train_rows:
+    mix = {p.source: {"weight": p.weight, "wanted": counts[p.source], "rows": len(mix_rows.get(p.source, []))}
+           for p in data.mix}
+    short = {name: m for name, m in mix.items() if m["rows"] < m["wanted"]}
+    if short:   # a small source gives what it has; the mixture's real shares are on record
+        logger.warning("mixture parts with fewer rows than their share", parts=short)
+    if not data.mix and data.max_train_rows and len(train) > data.max_train_rows:
         keep = np.sort(np.random.default_rng([seed, 104729]).permutation(len(train))[: data.max_train_rows])
         train = [train[i] for i in keep]
     held_out = held_out[: data.max_eval_rows]
@@ -90,7 +124,7 @@ def build(data, tokenizer, seed: int, vertical=None) -> SFTData:
     if not train_encoded:
         raise DataError(f"no usable training rows ({issues.skipped} bad rows skipped: {dict(issues.counts)})")
     for record in records:
-        record["rows_available"] = record.get("rows")
+        record.setdefault("rows_available", record.get("rows"))
         record["rows"] = used.get(record["name"], 0)
     stats = {
         "train_rows": len(train_encoded),
@@ -101,6 +135,8 @@ def build(data, tokenizer, seed: int, vertical=None) -> SFTData:
         "train_tokens": int(sum(len(r) for r in train_encoded)),
         "train_target_tokens": int(sum(r.n_targets for r in train_encoded)),
     }
+    if mix:
+        stats["mix"] = mix
     logger.info("data ready", train_rows=stats["train_rows"], eval_rows=stats["eval_rows"],
                 skipped=issues.skipped, truncated=stats["truncated_rows"], tokens=stats["train_tokens"])
     return SFTData(train_encoded, eval_encoded, records, stats)

@@ -67,9 +67,10 @@ def draw(report: dict, folder: Path) -> list[Path]:
                        yerr=[[c["effect"] - c["ci_low"] for c in cmp], [c["ci_high"] - c["effect"] for c in cmp]],
                        capsize=3)
             ax.axhline(0, color="black", linewidth=0.8)
-            limit = ((report.get("gates") or {}).get("values") or {}).get("max_general_regression")
+            values = (report.get("gates") or {}).get("values") or {}
+            limit = (values.get("general_noninferiority") or {}).get("margin", values.get("max_general_regression"))
             if limit is not None:  # the promotion gate: the adapter may lose at most this much
-                ax.axhline(-limit, color="red", linestyle="--", linewidth=1, label=f"gate −{limit:g} points")
+                ax.axhline(-limit, color="red", linestyle="--", linewidth=1, label=f"margin −{limit:g} points")
             ax.set_ylabel("adapter − base (points)")
             ax.legend(fontsize=8)
         else:

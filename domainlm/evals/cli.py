@@ -68,4 +68,9 @@ def _table(report: dict) -> str:
                      f"{show(summary['general_regression'])} points, "
                      f"nll_reduction {show(summary['nll_reduction'], True)}, "
                      f"significant {summary['significant']} (p={summary['p_value']})")
+        ni = summary.get("general_noninferiority")
+        if ni:
+            lines.append(f"general non-inferiority ({ni['metric']}, margin {ni['margin']:g}, n={ni['n']}): "
+                         f"diff {ni['diff']:+.2f}, lower bound {ni['lower']:+.2f} → "
+                         f"{'passed' if ni['passed'] else 'failed'}")
     return "\n".join(lines)

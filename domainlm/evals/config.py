@@ -17,6 +17,8 @@ class TaskRef(Strict):
     name: str | None = Field(None, pattern=TASK_NAME)   # built-in task (domainlm eval --list-tasks)
     file: str | None = None                             # user task YAML, relative to the eval config's folder
     limit: int | None = Field(None, ge=1)               # item cap for this task (overrides the global limit)
+    capped: bool = True                                 # false: the run's limit / --limit leaves this task whole
+    # (a stratified sample sized for a gate's power: a flat cap would cut its size and its strata)
     few_shot: int | None = Field(None, ge=0)            # shots for this task (overrides prompt.few_shot)
     max_new_tokens: int | None = Field(None, ge=1)      # generation length for generate/judge tasks
     params: dict = Field(default_factory=dict)          # builder parameters, e.g. {per_subject: 4}

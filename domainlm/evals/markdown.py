@@ -42,6 +42,13 @@ def render(report: dict) -> str:
                   f"| {_num(summary['nll_reduction'], pct=True)} | {_num(effect.get('effect'))} "
                   f"[{_num(effect.get('ci_low'))}, {_num(effect.get('ci_high'))}] | {_num(summary['p_value'], 4)} "
                   f"| {'yes' if summary['significant'] else 'no'} |", ""]
+        lines += _noninferiority_lines(summary.get("general_noninferiority"))
+        for task, f in (summary.get("format_adherence") or {}).items():
+            lines += [f"Format adherence, {task}: {f['adapter']:.1f}% of answers are a label (base {f['base']:.1f}%), "
+                      f"change [{f['ci_low']:+.1f}, {f['ci_high']:+.1f}] points (95% paired bootstrap, n={f['n']}).",
+                      ""]
+        if summary.get("report_only_tasks"):
+            lines += [f"Reported, not gating: {', '.join(summary['report_only_tasks'])} (the vertical's gates).", ""]
     for suite, title in (("domain", "Domain suite"), ("general", "General-regression suite")):
         tasks = {n: t for n, t in report["tasks"].items() if t["suite"] == suite}
         if not tasks:
@@ -68,3 +75,16 @@ def render(report: dict) -> str:
     if licences:
         lines += [f"Data licences: {', '.join(licences)} are non-commercial / research-only datasets.", ""]
     return "\n".join(lines)
+
+
+def _noninferiority_lines(test: dict | None) -> list[str]:
+    if not test:
+        return []
+    acc, power = test["accuracy"], test["power"]
+    return ["**General ability, non-inferiority** (one-sided paired test, margin "
+            f"{test['margin']:g} points, n={test['n']}): {test['metric']} difference {test['diff']:+.2f} points, lower "
+            f"95% bound {test['lower']:+.2f} → {'non-inferior' if test['passed'] else 'NOT shown non-inferior'}. "
+            f"Power at this n: an adapter as good as the base passes {100 * power['pass_if_equal']:.1f}% of the time, "
+            f"one with a true {power['regression']:g}-point regression fails {100 * power['fail_if_regressed']:.1f}%; "
+            f"the measured spread (sd {test['sd']:.2f}) needs {test['items_needed']} items. On accuracy (not gated): "
+            f"{acc['diff']:+.2f} points, lower bound {acc['lower']:+.2f}, sd {acc['sd']:.2f}.", ""]

@@ -1,10 +1,15 @@
 """The eval report: JSON (per-item results, 95% bootstrap intervals, paired tests, summary), Markdown, charts.
 
 summary (what promotion gates read), for the first adapter vs the base:
-  domain_gain        points, adapter − base, mean over domain tasks whose primary metric is a 0–1 score
+  domain_gain        points, adapter − base, mean over gating domain tasks whose primary metric is a 0–1 score
   general_regression points, base − adapter, mean over general-regression tasks (positive = worse than base)
-  significant        stratified paired bootstrap over the whole domain suite (NLL tasks included), p < alpha
+  general_noninferiority  one-sided paired test on the pooled general items (evals/noninferiority.py): diff,
+                     lower bound, margin (the vertical's declared one), n, passed, power; accuracy alongside
+  significant        stratified paired bootstrap over the gating domain suite (NLL tasks included), p < alpha
   nll_reduction      fraction, (base − adapter) / base of mean per-token answer NLL, mean over domain NLL tasks
+  nll_reduction_low  fraction, the lowest task's lower 95% bound of that cut
+  format_adherence   per generated-label task: base / adapter share of answers in the label format, drop (points)
+Tasks the vertical's gates list as report_only are scored and reported but not in domain_gain or significant.
 Fields a run cannot measure (no general tasks, no NLL task, base-only run) are null.
 """
 
@@ -19,6 +24,7 @@ from domainlm import __version__
 from domainlm.atomic import atomic_dir, atomic_write_json
 
 from domainlm.evals.bootstrap import Paired, mean_ci, paired_test, suite_test
+from domainlm.evals.noninferiority import items_needed, noninferiority, power
 
 SCHEMA = "domainlm.eval_report/1"
 
@@ -55,8 +61,49 @@ def _task_result(plan, per_subject: dict[str, list[dict]], subjects, boot) -> di
             "scores": scores, "comparisons": comparisons, "items": items}
 
 
-def _summary(plans, per_item, adapter: str, boot) -> dict:
-    domain = [p for p in plans if p.suite == "domain"]
+def _general_noninferiority(general, per_item, adapter: str, gate: dict) -> dict | None:
+    """The general suite's items pooled (the sample is stratified by subject by construction), tested one-sided:
+    is the adapter at most `margin` points worse than the base? With the power this sample has, from its spread."""
+    metric = gate.get("metric", "gold_prob")
+    plans = [p for p in general if p.task.kind == "multiple_choice"]
+    if not plans:
+        return None
+
+    def pooled(name: str, label: str) -> np.ndarray:
+        return np.array([r[name] for p in plans for r in per_item[p.task.name][label]], dtype=np.float64)
+
+    margin, alpha = float(gate.get("margin", 2.0)), float(gate.get("alpha", 0.05))
+    test = noninferiority(pooled(metric, "base"), pooled(metric, adapter), margin, alpha)
+    accuracy = noninferiority(pooled("acc", "base"), pooled("acc", adapter), margin, alpha)
+    return {"metric": metric, **test, "min_items": int(gate.get("min_items", 600)),
+            "power": power(test["sd"], test["n"], margin, alpha),
+            "items_needed": items_needed(test["sd"], margin, alpha),
+            "accuracy": {**accuracy, "power": power(accuracy["sd"], accuracy["n"], margin, alpha),
+                         "items_needed": items_needed(accuracy["sd"], margin, alpha)},
+            "tasks": [p.task.name for p in plans]}
+
+
+def _format_adherence(domain, per_item, adapter: str, boot) -> dict:
+    """Per generated-label task: how often each side answers in the label format (format_ok), in points."""
+    out = {}
+    for plan in domain:
+        rows = per_item[plan.task.name]
+        if plan.task.kind != "generate" or not rows["base"] or "format_ok" not in rows["base"][0]:
+            continue
+        base = np.array([r["format_ok"] for r in rows["base"]], dtype=np.float64)
+        tuned = np.array([r["format_ok"] for r in rows[adapter]], dtype=np.float64)
+        test = paired_test(Paired(base, tuned, relative=False), boot.samples, boot.seed, boot.alpha)
+        out[plan.task.name] = {"base": 100 * float(base.mean()), "adapter": 100 * float(tuned.mean()),
+                               "drop": 100 * float(base.mean() - tuned.mean()),
+                               "ci_low": test["ci_low"], "ci_high": test["ci_high"], "n": int(base.size)}
+    return out
+
+
+def _summary(plans, per_item, adapter: str, boot, gates: dict | None) -> dict:
+    values = (gates or {}).get("values") or {}
+    report_only = set(values.get("report_only") or [])
+    domain_all = [p for p in plans if p.suite == "domain"]
+    domain = [p for p in domain_all if p.task.name not in report_only]
     general = [p for p in plans if p.suite == "general"]
 
     def arrays(plan):
@@ -66,19 +113,27 @@ def _summary(plans, per_item, adapter: str, boot) -> dict:
 
     gains = [100 * (a.mean() - b.mean()) for b, a in map(arrays, [p for p in domain if p.task.higher_is_better])]
     regressions = [100 * (b.mean() - a.mean()) for b, a in map(arrays, [p for p in general if p.task.higher_is_better])]
-    nll = [(b.mean() - a.mean()) / b.mean() for b, a in map(arrays, [p for p in domain if not p.task.higher_is_better])
-           if b.mean() > 0]
+    nll_plans = [p for p in domain if not p.task.higher_is_better]
+    nll = [(b.mean() - a.mean()) / b.mean() for b, a in map(arrays, nll_plans) if b.mean() > 0]
+    # the weakest task's lower 95% bound: "cut ≥ 15%, and surely ≥ 10%" must hold for every NLL task
+    nll_low = [paired_test(Paired(*arrays(p), relative=True), boot.samples, boot.seed, boot.alpha)["ci_low"] / 100
+               for p in nll_plans]
     suite = suite_test([Paired(*arrays(p), relative=not p.task.higher_is_better) for p in domain],
                        boot.samples, boot.seed, boot.alpha)
     return {
         "adapter": adapter,
         "domain_gain": float(np.mean(gains)) if gains else None,
         "general_regression": float(np.mean(regressions)) if regressions else None,
+        "general_noninferiority": _general_noninferiority(general, per_item, adapter,
+                                                          values.get("general_noninferiority") or {}),
         "significant": bool(suite["significant"]) if suite else False,
         "p_value": suite["p_value"] if suite else None,
         "domain_effect": suite,
         "nll_reduction": float(np.mean(nll)) if nll else None,
+        "nll_reduction_low": float(min(nll_low)) if nll_low else None,
+        "format_adherence": _format_adherence(domain_all, per_item, adapter, boot),
         "domain_tasks": [p.task.name for p in domain],
+        "report_only_tasks": [p.task.name for p in domain_all if p.task.name in report_only],
         "general_tasks": [p.task.name for p in general],
     }
 
@@ -96,7 +151,7 @@ def build_report(cfg, base, subjects, plans, per_item, settings: dict, timings: 
         "adapter": first.to_dict() if first else None,
         "artifact_id": first.artifact_id if first else None,
     }
-    summaries = {a.label: _summary(plans, per_item, a.label, boot) for a in adapters}
+    summaries = {a.label: _summary(plans, per_item, a.label, boot, gates) for a in adapters}
     return {
         "schema": SCHEMA,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -14,13 +14,18 @@ import numpy as np
 
 def multiple_choice(logprobs: list[float], choices: list[str], gold: int) -> dict:
     """acc: argmax of summed log-probs; acc_norm: divided by each choice's length in characters (lm-eval's
-    acc_norm); acc_bytes: divided by its UTF-8 byte length (lm-eval's acc_bytes; equal to acc_norm for ASCII)."""
+    acc_norm); acc_bytes: divided by its UTF-8 byte length (lm-eval's acc_bytes; equal to acc_norm for ASCII);
+    gold_prob: the gold option's share of the probability mass over the options (softmax of the summed log-probs).
+    gold_prob is accuracy's continuous twin — the expected accuracy of sampling among the options, on the same 0–1
+    scale — and moves smoothly where acc flips, which is what lets a few hundred items show non-inferiority."""
     lls = np.asarray(logprobs, dtype=np.float64)
     chars = np.array([float(len(c)) for c in choices])
     nbytes = np.array([float(len(c.encode("utf-8"))) for c in choices])
     pred = int(np.argmax(lls))
+    weights = np.exp(lls - lls.max())
     return {"acc": float(pred == gold), "acc_norm": float(int(np.argmax(lls / chars)) == gold),
-            "acc_bytes": float(int(np.argmax(lls / nbytes)) == gold), "pred": pred}
+            "acc_bytes": float(int(np.argmax(lls / nbytes)) == gold), "gold_prob": float(weights[gold] / weights.sum()),
+            "pred": pred}
 
 
 # --- text answers -------------------------------------------------------------------------------------------
@@ -140,6 +145,13 @@ def extract_label(text: str, labels: tuple[str, ...]) -> str | None:
     return best
 
 
+def follows_label_format(text: str, labels: tuple[str, ...]) -> bool:
+    """The answer *is* a label: its first word is one of them ("Yes.", "maybe, because …"), not a label buried in
+    free text ("The study suggests that yes …" does not follow the format)."""
+    words = normalize(text).split()
+    return bool(words) and words[0] in {label.lower() for label in labels}
+
+
 def generation(prediction: str, reference: str, metrics: tuple[str, ...], labels: tuple[str, ...] = (),
                tolerance: float = 0.05) -> dict:
     out: dict = {}
@@ -156,6 +168,8 @@ def generation(prediction: str, reference: str, metrics: tuple[str, ...], labels
             label = extract_label(prediction, labels)
             out["label"] = label
             out[metric] = float(label is not None and label.lower() == reference.strip().lower())
+        elif metric == "format_ok":
+            out[metric] = float(follows_label_format(prediction, labels))
         else:
             raise ValueError(f"unknown generation metric '{metric}'")
     return out

@@ -1,4 +1,4 @@
-"""`domainlm quickstart`: the README's main job."""
+"""`domainlm quickstart` (the README's main job) and `domainlm sweep` (a vertical's recipe)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,21 @@ def _run(args) -> int:
     from domainlm.pipeline.quickstart import run_quickstart
 
     run_quickstart(args.config, args.overrides, smoke=args.smoke, only=args.only)
+    return 0
+
+
+def register_sweep(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="hyperparameter search for a vertical's recipe on its dev split (Optuna, resumable)")
+    parser.add_argument("config", help="sweep YAML, e.g. configs/sweep/marine.yaml")
+    parser.add_argument("overrides", nargs="*", help="key.path=value overrides, e.g. trials=4")
+    parser.set_defaults(func=_sweep)
+
+
+def _sweep(args) -> int:
+    import json
+
+    from domainlm.pipeline.sweep import run_sweep
+
+    print(json.dumps(run_sweep(args.config, args.overrides), indent=1))
     return 0

@@ -13,6 +13,8 @@ class TrainStage(Strict):
     config_dir: str = "configs/train"          # <config_dir>/<vertical>.yaml is each vertical's training config
     overrides: list[str] = []                  # key=value overrides applied to every vertical's training config
     per_vertical: dict[str, list[str]] = {}    # extra overrides for one vertical
+    recipes_dir: str | None = "configs/recipes"  # <dir>/<vertical>.yaml from `domainlm sweep`: its overrides apply
+    # after `overrides` (a tuned recipe wins over the run's defaults), before per_vertical; None → no recipes
     nproc: int = Field(1, ge=1)                # training processes (CPU gloo ranks, or one per GPU/NPU)
     accelerate_config: str | None = None       # FSDP / DeepSpeed launch config (configs/accelerate/*.yaml)
 

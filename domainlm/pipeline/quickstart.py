@@ -69,9 +69,24 @@ class Quickstart:
         from domainlm.training.config import TrainConfig
 
         path = self._path(self.cfg.train.config_dir) / f"{vertical}.yaml"
-        overrides = [*self.cfg.train.overrides, *self.cfg.train.per_vertical.get(vertical, []),
-                     f"base_model={self.cfg.base_model}"]
-        return load_config(path, TrainConfig, overrides), path
+        return load_config(path, TrainConfig, self._train_overrides(vertical)), path
+
+    def _train_overrides(self, vertical: str) -> list[str]:
+        return [*self.cfg.train.overrides, *self.recipe(vertical), *self.cfg.train.per_vertical.get(vertical, []),
+                f"base_model={self.cfg.base_model}"]
+
+    def recipe(self, vertical: str) -> list[str]:
+        """The vertical's tuned recipe (`domainlm sweep` wrote it): its overrides, or none."""
+        if not self.cfg.train.recipes_dir:
+            return []
+        path = self._path(self.cfg.train.recipes_dir) / f"{vertical}.yaml"
+        if not path.is_file():
+            return []
+        data, _ = load_yaml(path)
+        overrides = data.get("overrides") if isinstance(data, dict) else None
+        if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+            raise ConfigError(f"{path}: a recipe needs 'overrides', a list of key=value strings")
+        return overrides
 
     def train(self, vertical: str) -> dict:
         from domainlm.training import train
@@ -106,8 +121,7 @@ class Quickstart:
         from domainlm.training.launch import launch
 
         accel = self.cfg.train.accelerate_config
-        overrides = [*self.cfg.train.overrides, *self.cfg.train.per_vertical.get(config.vertical, []),
-                     f"base_model={self.cfg.base_model}", f"output_dir={config.output_dir}"]
+        overrides = [*self._train_overrides(config.vertical), f"output_dir={config.output_dir}"]
         code = launch([str(path), *overrides, "--no-register"], self.cfg.train.nproc,
                       str(self._path(accel)) if accel else None)
         if code != 0:
@@ -132,13 +146,16 @@ class Quickstart:
 
     def evaluate(self, vertical: str) -> dict:
         from domainlm.evals import run_eval
+        from domainlm.pipeline.summary import gate_table
+        from domainlm.verticals import get_vertical
 
+        gates = get_vertical(vertical).gates
         reg = self.results[vertical]["register"]
         config = self._path(self.cfg.eval.config_dir) / f"{vertical}.yaml"
         out = self.workdir / "eval" / vertical
         inputs = {"artifact_id": reg["artifact_id"], "version": reg["version"], "config": sha256_file(config),
                   "limit": self.cfg.eval.limit, "backend": self.cfg.eval.backend, "overrides": self.cfg.eval.overrides,
-                  "base": self.base["weights_sha256"]}
+                  "base": self.base["weights_sha256"], "gates": gates.fingerprint()}
 
         def work():
             report = run_eval(config, model=f"{vertical}@{reg['version']}", backend=self.cfg.eval.backend,
@@ -146,7 +163,8 @@ class Quickstart:
                               overrides=[*self.cfg.eval.overrides, f"base_model={self.cfg.base_model}"],
                               attach=True, registry=self.registry)
             return {"report": report["files"]["json"], "markdown": report["files"]["markdown"],
-                    "charts": report["files"]["charts"], "summary": report["summary"]}
+                    "charts": report["files"]["charts"], "summary": report["summary"],
+                    "gate_table": gate_table(report, gates)}
 
         result = self.runner.run(f"eval:{vertical}", inputs, work, lambda r: Path(r["report"]).is_file())
         self.results[vertical]["eval"] = result

@@ -1,9 +1,9 @@
 """Promotion gates: does an eval report (for this exact artifact) meet the vertical's thresholds?
 
 Report contract (docs/architecture.md, domainlm/evals/report.py): `subject.artifact_id` and a `summary` with
-domain_gain (points), general_regression (points, base − adapter), significant (bool), nll_reduction (fraction).
-Gates come from the vertical's definition: min_domain_gain, max_general_regression, require_significance,
-min_nll_reduction (None = not gated).
+domain_gain (points), general_regression (points, base − adapter), general_noninferiority (the one-sided test),
+significant (bool), nll_reduction and nll_reduction_low (fractions), format_adherence (per task, points).
+Gates come from the vertical's definition (verticals/spec.py Gates; None = not gated).
 """
 
 from __future__ import annotations
@@ -71,6 +71,42 @@ def _number(summary: dict, key: str) -> float | None:
     return float(value)
 
 
+def _noninferior(summary: dict, gate, result: GateResult) -> None:
+    """General ability: the one-sided test passed, on enough items, with the margin the gates declare."""
+    if gate is None:
+        return
+    test = summary.get("general_noninferiority")
+    if not isinstance(test, dict):
+        result.checked["general_noninferiority"] = (None, gate.margin)
+        result.failures.append("general_noninferiority missing from the report summary (no general suite scored)")
+        return
+    result.checked["general_noninferiority"] = (test.get("lower"), -gate.margin)
+    if test.get("metric") != gate.metric or abs(float(test.get("margin", -1)) - gate.margin) > 1e-9:
+        result.failures.append(f"general_noninferiority was tested on {test.get('metric')} with margin "
+                               f"{test.get('margin')}, the gates declare {gate.metric} with margin {gate.margin}")
+    elif int(test.get("n", 0)) < gate.min_items:
+        result.failures.append(f"general_noninferiority scored {test.get('n')} items; the gate needs at least "
+                               f"{gate.min_items} (raise the general suite's per_subject or the eval limit)")
+    elif not test.get("passed"):
+        result.failures.append(f"general ability not shown non-inferior: {test['metric']} difference "
+                               f"{test['diff']:+.2f} points, lower 95% bound {test['lower']:+.2f} ≤ −{gate.margin:g}")
+
+
+def _format(summary: dict, gate, result: GateResult) -> None:
+    """Format adherence of each named generated-label task: the adapter's drop from base within max_drop points."""
+    if gate is None:
+        return
+    measured = summary.get("format_adherence") or {}
+    for task in gate.tasks:
+        entry = measured.get(task)
+        result.checked[f"format_adherence:{task}"] = (entry.get("drop") if entry else None, gate.max_drop)
+        if not entry:
+            result.failures.append(f"format adherence of {task} missing from the report summary")
+        elif entry["drop"] > gate.max_drop:
+            result.failures.append(f"{task}: answers in the label format fell from {entry['base']:.1f}% to "
+                                   f"{entry['adapter']:.1f}% (drop {entry['drop']:.1f} > max_drop {gate.max_drop:g})")
+
+
 def check_gates(report: dict, gates) -> GateResult:
     """Compare the report's summary with the gates; every unmet or unmeasured gate is named."""
     summary = report["summary"]
@@ -90,6 +126,10 @@ def check_gates(report: dict, gates) -> GateResult:
     need("max_general_regression", "general_regression", getattr(gates, "max_general_regression", None),
          lambda v, t: v <= t)
     need("min_nll_reduction", "nll_reduction", getattr(gates, "min_nll_reduction", None), lambda v, t: v >= t)
+    need("min_nll_reduction_low", "nll_reduction_low", getattr(gates, "min_nll_reduction_low", None),
+         lambda v, t: v >= t)
+    _noninferior(summary, getattr(gates, "general_noninferiority", None), result)
+    _format(summary, getattr(gates, "format_adherence", None), result)
     if getattr(gates, "require_significance", False):
         result.checked["require_significance"] = (summary.get("significant"), True)
         if summary.get("significant") is not True:

@@ -22,6 +22,14 @@ class DataFile(Strict):
     licence: str | None = None         # licence recorded in the data card (default: unknown)
 
 
+class MixPart(Strict):
+    """One part of a training mixture: a source and its share of the training rows (weights are normalised)."""
+
+    source: Literal["vertical", "safety", "replay", "files"]  # vertical: data.vertical's SFT rows; safety: its
+    # safety_sources; replay: the base model's own answers to general and format-bound prompts; files: data.files
+    weight: float = Field(gt=0)
+
+
 class DataConfig(Strict):
     vertical: str | None = None        # train on this vertical's SFT rows (domainlm.verticals), e.g. medical
     files: list[DataFile] = []         # extra (or only) training files
@@ -29,17 +37,31 @@ class DataConfig(Strict):
     eval_fraction: float = Field(0.05, ge=0.0, lt=1.0)  # split of file rows held out when no eval_files are given
     max_train_rows: int | None = Field(None, ge=1)  # cap on training rows (after shuffling), None = all
     max_eval_rows: int = Field(64, ge=0)            # cap on held-out rows scored every eval.every_steps
+    eval_split: Literal["eval", "dev"] = "eval"     # the vertical's split for those rows (dev: `domainlm sweep`)
     max_length: int = Field(512, ge=16)             # tokens per example after the chat template
     truncate: bool = False             # cut over-length rows to max_length instead of treating them as bad rows
     on_error: Literal["error", "skip"] = "error"    # bad rows: stop with file:line, or skip and count them
     packing: bool = True               # concatenate a step's rows into one sequence (no cross-row attention)
     shuffle: bool = True               # deterministic shuffle (seed) of training rows every epoch
     system_prompt: str | None = None   # system message added to rows that have none (None: the template's default)
+    mix: list[MixPart] = []            # shares of max_train_rows by source; [] → the vertical's rows and files as read
 
     @model_validator(mode="after")
     def _has_source(self):
         if not self.vertical and not self.files:
             raise ValueError("name a data source: data.vertical (e.g. medical) and/or data.files")
+        if self.mix:
+            names = [part.source for part in self.mix]
+            if len(names) != len(set(names)):
+                raise ValueError(f"mix: a source is listed twice: {names}")
+            if {"vertical", "safety"} & set(names) and not self.vertical:
+                raise ValueError("mix: the vertical and safety parts need data.vertical")
+            if "files" in names and not self.files:
+                raise ValueError("mix: the files part needs data.files")
+            if not self.max_train_rows:
+                raise ValueError("mix: set max_train_rows (the mixture's size; each part gets its share of it)")
+            if self.files and "files" not in names or self.vertical and "vertical" not in names:
+                raise ValueError("mix: every named source needs a part (add {source: vertical|files, weight: …})")
         return self
 
 

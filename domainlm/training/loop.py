@@ -23,6 +23,7 @@ import torch
 
 from domainlm import log, progress
 from domainlm.data import dataset
+from domainlm.training.replay import ReplayRows
 from domainlm.verticals.sft import VerticalRows
 from domainlm.data.batching import RowOrder, collate, micro_batch_rows, step_rows
 from domainlm.errors import ConfigError
@@ -81,7 +82,8 @@ class Trainer:
         self.base = resolve_base(cfg.base_model, prepare_if_missing=True)
         self.tokenizer = load_tokenizer(self.base.path)
         vertical = VerticalRows(cfg.data.vertical, cfg.data.system_prompt, cfg.seed) if cfg.data.vertical else None
-        self.data = dataset.build(cfg.data, self.tokenizer, cfg.seed, vertical)
+        replay = ReplayRows(self.base, cfg.seed) if any(p.source == "replay" for p in cfg.data.mix) else None
+        self.data = dataset.build(cfg.data, self.tokenizer, cfg.seed, vertical, replay)
         self.lora = resolve_lora(cfg.lora, self.base.family)
         peft_model = load_lora_model(self.base.path, self.lora, device=self.device, dtype=self.dtype, seed=cfg.seed,
                                      gradient_checkpointing=cfg.train.gradient_checkpointing)

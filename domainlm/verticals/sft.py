@@ -26,13 +26,25 @@ class VerticalRows:
     def sources(self) -> list[dict]:
         return vertical_sources(self.vertical)
 
+    def safety_rows(self, limit: int | None, issues: RowIssues) -> list[Example]:
+        """The vertical's safety SFT rows (a data.mix `safety` part)."""
+        spec = get_vertical(self.vertical)
+        return _examples(self.vertical, spec.safety_rows(limit=limit, seed=self.seed), issues, self.system_prompt)
+
+    def safety_sources(self) -> list[dict]:
+        return get_vertical(self.vertical).safety_data_sources()
+
 
 def vertical_rows(vertical: str, split: str, limit: int | None, issues: RowIssues,
                   system_prompt: str | None = None, seed: int = 0) -> list[Example]:
     """A vertical's SFT rows for `split` (train/eval); eval-only sources are refused by name."""
-    spec = get_vertical(vertical)
+    return _examples(vertical, get_vertical(vertical).sft_rows(split=split, limit=limit, seed=seed), issues,
+                     system_prompt)
+
+
+def _examples(vertical: str, rows: list[dict], issues: RowIssues, system_prompt: str | None) -> list[Example]:
     examples = []
-    for index, row in enumerate(spec.sft_rows(split=split, limit=limit, seed=seed)):
+    for index, row in enumerate(rows):
         source = row.get("source", vertical)
         assert_trainable(source)
         origin = f"{vertical}:{source}#{row.get('id', index)}"

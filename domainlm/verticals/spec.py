@@ -157,18 +157,41 @@ class Source(Strict):
         return self.non_commercial or self.research_only
 
 
+class NonInferiorityGate(Strict):
+    """General ability: the adapter is not worse than the base by more than `margin` points (one-sided paired test,
+    domainlm.evals.noninferiority), on the general suite's gold-option probability, over at least `min_items`."""
+
+    margin: float = Field(2.0, gt=0, le=2.0)     # points; declared before the run, never wider than 2
+    alpha: float = Field(0.05, gt=0, lt=0.5)     # one-sided level: the lower bound is a 95% bound
+    metric: Literal["gold_prob", "acc"] = "gold_prob"  # gold_prob: accuracy's continuous twin (same 0–1 scale)
+    min_items: int = Field(600, ge=100)          # fewer scored general items than this fail the gate
+
+
+class FormatGate(Strict):
+    """Format adherence: on these generated-label tasks the adapter answers in the label format at least as often as
+    the base, minus `max_drop` points (PubMedQA: the answer *is* yes / no / maybe)."""
+
+    tasks: list[str] = Field(min_length=1)
+    max_drop: float = Field(2.0, ge=0, le=10.0)  # points
+
+
 class Gates(Strict):
     """Promotion gates read by the registry against an eval report's summary."""
 
-    min_domain_gain: float = 0.0          # points (adapter − base, mean over the domain suite)
-    max_general_regression: float = 2.0   # points (base − adapter, mean over the general suite)
-    require_significance: bool = True     # paired bootstrap p < 0.05 on the domain suite
+    min_domain_gain: float | None = 0.0   # points (adapter − base, mean over the gating domain tasks); None = off
+    max_general_regression: float | None = None  # points (base − adapter), a point comparison; None = not gated
+    general_noninferiority: NonInferiorityGate | None = None  # the statistical general gate (recommended)
+    require_significance: bool = True     # paired bootstrap p < 0.05 on the gating domain suite
     min_nll_reduction: float | None = None  # fraction of held-out answer NLL removed; None = not gated
+    min_nll_reduction_low: float | None = None  # the lower 95% bound of that cut (paired bootstrap); None = off
+    format_adherence: FormatGate | None = None
+    report_only: list[str] = []           # suite tasks reported but left out of domain_gain and significance
+    # (PubMedQA is scored both ways; the vertical says which way gates and lists the other one here)
 
     @field_validator("max_general_regression")
     @classmethod
-    def _non_negative(cls, value: float) -> float:
-        if value < 0:
+    def _non_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
             raise ValueError("max_general_regression is a tolerated loss in points and cannot be negative")
         return value
 
@@ -194,6 +217,8 @@ class VerticalSpec(Strict):
     title: Bilingual
     system_prompt: Bilingual
     sources: list[Source] = Field(min_length=1)
+    safety_sources: list[Source] = []   # safety SFT (harmful requests with safe answers): a training mixture's
+    # `safety` part (data.mix); never part of the vertical's own rows, so no run trains on it unasked
     eval_percent: int = Field(20, ge=1, le=50)  # share of hash-split rows held out for evaluation
     policy: Policy
     eval_suite: list[str] = Field(min_length=1)     # domain task names (domainlm.evals)
@@ -220,7 +245,7 @@ class VerticalSpec(Strict):
 
     @model_validator(mode="after")
     def _unique_sources(self):
-        names = [s.name for s in self.sources]
+        names = [s.name for s in [*self.sources, *self.safety_sources]]
         if len(names) != len(set(names)):
             raise ValueError(f"source names repeat: {names}")
         if not any(s.split != "eval" for s in self.sources):
@@ -228,4 +253,10 @@ class VerticalSpec(Strict):
         overlap = set(self.eval_suite) & set(self.general_suite)
         if overlap:
             raise ValueError(f"tasks in both eval_suite and general_suite: {sorted(overlap)}")
+        named = [*self.gates.report_only, *(self.gates.format_adherence.tasks if self.gates.format_adherence else [])]
+        unknown = sorted(set(named) - set(self.eval_suite))
+        if unknown:
+            raise ValueError(f"gates name tasks that are not in eval_suite: {unknown}")
+        if not set(self.eval_suite) - set(self.gates.report_only):
+            raise ValueError("gates.report_only leaves no domain task to gate on")
         return self

@@ -15,7 +15,10 @@ from domainlm.verticals import decontam
 from domainlm.verticals.rows import LoadedSource, load_source
 from domainlm.verticals.spec import Bilingual, Gates, Policy, VerticalSpec
 
-SPLITS = ("train", "eval")
+SPLITS = ("train", "dev", "eval")
+# dev: carved once from the train split by a fixed hash (10% of it, at most 64 rows) and never trained on — the
+# split `domainlm sweep` scores trials on, disjoint from the eval split and every benchmark item that gates
+DEV_SHARE, DEV_MAX = 0.10, 64
 _log = log.get("verticals")
 
 
@@ -71,6 +74,22 @@ class Vertical:
             loaded.append(load_source(source, self.folder, self.spec.eval_percent))
         return loaded
 
+    def safety_rows(self, limit: int | None = None, *, seed: int = 0, system: bool = True) -> list[dict]:
+        """The vertical's safety SFT rows (harmful requests answered safely), train side of their split."""
+        if not self.spec.safety_sources:
+            raise DataError(f"vertical '{self.name}' declares no safety_sources: a data.mix 'safety' part has "
+                            "nothing to draw from (remove it, or add safety data to the vertical)")
+        rows = []
+        for source in self.spec.safety_sources:
+            assert_trainable(source.dataset or str(self.folder / (source.path or "")))
+            rows += [r for r in load_source(source, self.folder, self.spec.eval_percent).rows if r["split"] == "train"]
+        if limit is not None and limit < len(rows):
+            rows = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).digest())[:limit]
+        return [self._public_row(r, system) for r in rows]
+
+    def safety_data_sources(self) -> list[dict]:
+        return [self._record(load_source(s, self.folder, self.spec.eval_percent)) for s in self.spec.safety_sources]
+
     def sft_rows(self, split: str = "train", limit: int | None = None, *, seed: int = 0,
                  sources: list[str] | None = None, lang: str | None = None, system: bool = True) -> list[dict]:
         """Chat rows {"id", "source", "lang", "messages"} of one split.
@@ -85,13 +104,24 @@ class Vertical:
         if sources is not None and set(sources) - set(known):
             raise DataError(f"vertical '{self.name}' has no source {sorted(set(sources) - set(known))}; "
                             f"its sources: {known}")
-        drop = self.contaminated_ids() if split == "train" else set()
+        drop = self.contaminated_ids() if split != "eval" else set()
+        dev = self.dev_ids()
         rows = [r for loaded in self.load() for r in loaded.rows
-                if r["split"] == split and (sources is None or r["source"] in sources)
+                if r["split"] == ("eval" if split == "eval" else "train") and (split == "eval" or
+                                                                            (r["id"] in dev) == (split == "dev"))
+                and (sources is None or r["source"] in sources)
                 and (lang is None or r["lang"] == lang) and r["id"] not in drop]
         if limit is not None and limit < len(rows):
             rows = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).digest())[:limit]
         return [self._public_row(r, system) for r in rows]
+
+    def dev_ids(self) -> set[str]:
+        """The dev carve of the train split: fixed by a hash of each row id, the same on every machine."""
+        drop = self.contaminated_ids()
+        train = [r["id"] for loaded in self.load() for r in loaded.rows
+                 if r["split"] == "train" and r["id"] not in drop]
+        size = min(DEV_MAX, int(len(train) * DEV_SHARE))
+        return set(sorted(train, key=lambda i: hashlib.sha256(f"dev:{i}".encode()).digest())[:size])
 
     def _public_row(self, row: dict, system: bool) -> dict:
         head = [{"role": "system", "content": self.system_prompt(row["lang"])}] if system else []
@@ -100,15 +130,16 @@ class Vertical:
 
     def data_sources(self) -> list[dict]:
         """What an adapter manifest records: name, path, sha256, rows, licence (+ flags)."""
-        out = []
-        for loaded in self.load():
-            s = loaded.source
-            out.append({"name": s.name, "path": str(loaded.root), "files": [p.name for p in loaded.files],
-                        "sha256": loaded.sha256, "rows": len(loaded.rows), "licence": s.licence,
-                        "restricted": s.restricted, "non_commercial": s.non_commercial,
-                        "research_only": s.research_only, "project_authored": s.project_authored,
-                        "synthetic": s.synthetic, "split": s.split})
-        return out
+        return [self._record(loaded) for loaded in self.load()]
+
+    @staticmethod
+    def _record(loaded: LoadedSource) -> dict:
+        s = loaded.source
+        return {"name": s.name, "path": str(loaded.root), "files": [p.name for p in loaded.files],
+                "sha256": loaded.sha256, "rows": len(loaded.rows), "licence": s.licence,
+                "restricted": s.restricted, "non_commercial": s.non_commercial,
+                "research_only": s.research_only, "project_authored": s.project_authored,
+                "synthetic": s.synthetic, "split": s.split}
 
     # -- decontamination ----------------------------------------------------------------------------------------
     def heldout_eval_set(self) -> tuple[str, list[tuple[str, str]]]:

@@ -71,3 +71,27 @@ def test_quickstart_smoke_end_to_end_then_rerun_skips(tmp_path, isolated_home):
     status = json.loads(second.stdout.strip().splitlines()[-1])
     assert not any(s.startswith(("train", "eval", "register")) for s in status["ran"]), status
     assert "train:medical" in status["skipped"]
+
+
+def test_the_summary_shows_every_gate_with_its_number_interval_and_verdict():
+    from domainlm.pipeline.summary import gate_table
+    from domainlm.verticals import get_vertical
+
+    gates = get_vertical("medical").gates
+    report = {
+        "tasks": {"medquad_heldout_nll": {"kind": "nll", "suite": "domain",
+                                          "comparisons": {"m@1": {"ci_low": 14.97, "ci_high": 29.65}}}},
+        "summary": {"adapter": "m@1", "nll_reduction": 0.216, "nll_reduction_low": 0.1497, "domain_gain": 2.5,
+                    "significant": True, "p_value": 0.0035,
+                    "domain_effect": {"effect": 6.2, "ci_low": 2.1, "ci_high": 10.3},
+                    "general_noninferiority": {"metric": "gold_prob", "diff": 0.01, "lower": -0.42, "n": 671,
+                                               "passed": True, "power": {"pass_if_equal": 1.0,
+                                                                         "fail_if_regressed": 1.0}},
+                    "format_adherence": {"pubmedqa": {"base": 100.0, "adapter": 12.5, "drop": 87.5,
+                                                      "ci_low": -97.5, "ci_high": -75.0}}}}
+    rows = {r["gate"].split(" (")[0].split(":")[0]: r for r in gate_table(report, gates)}
+    assert rows["held-out answer NLL cut"]["value"] == "21.6%" and rows["held-out answer NLL cut"]["passed"]
+    assert rows["held-out answer NLL cut"]["interval"] == "[15.0%, 29.6%]"
+    assert rows["general non-inferior"]["passed"] and "−2 pts" in rows["general non-inferior"]["threshold"]
+    assert rows["pubmedqa"]["passed"] is False and rows["pubmedqa"]["value"] == "12.5% (base 100.0%)"
+    assert rows["domain suite better than base"]["passed"]

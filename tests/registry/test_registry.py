@@ -29,7 +29,15 @@ def report_for(entry, *, passing: bool, path):
     gain = (g.min_domain_gain or 0.0) + (1.0 if passing else -1.0)
     regression = (g.max_general_regression if g.max_general_regression is not None else 0.0) - 0.5
     summary = {"domain_gain": gain, "general_regression": regression, "significant": True,
-               "nll_reduction": (g.min_nll_reduction or 0.0) + 0.05}
+               "nll_reduction": (g.min_nll_reduction or 0.0) + 0.05,
+               "nll_reduction_low": (g.min_nll_reduction_low or 0.0) + 0.05}
+    if g.general_noninferiority:
+        ni = g.general_noninferiority
+        summary["general_noninferiority"] = {"metric": ni.metric, "margin": ni.margin, "n": ni.min_items,
+                                             "diff": 0.1, "lower": 0.5 - ni.margin, "passed": True}
+    if g.format_adherence:
+        summary["format_adherence"] = {t: {"base": 90.0, "adapter": 89.0, "drop": 1.0}
+                                       for t in g.format_adherence.tasks}
     report = {"subject": {"artifact_id": entry.artifact_id, "vertical": entry.vertical, "version": entry.version},
               "tasks": {}, "summary": summary,
               "gates": {"values": g.model_dump(mode="json"), "sha256": g.fingerprint()}}   # fixed before scoring
@@ -188,6 +196,45 @@ def test_check_gates_names_every_unmet_gate():
     ok = check_gates({"summary": {"domain_gain": 2.5, "general_regression": 0.2, "significant": True,
                                   "nll_reduction": 0.1}}, Gates)
     assert ok.passed and not ok.failures
+
+
+def test_statistical_gates_name_what_failed_and_why():
+    from domainlm.verticals.spec import FormatGate, Gates, NonInferiorityGate
+
+    gates = Gates(min_domain_gain=None, require_significance=False, min_nll_reduction_low=0.10,
+                  general_noninferiority=NonInferiorityGate(margin=2.0, min_items=600),
+                  format_adherence=FormatGate(tasks=["pubmedqa"], max_drop=2.0))
+    ni = {"metric": "gold_prob", "margin": 2.0, "n": 640, "diff": -0.4, "lower": -1.1, "passed": True}
+    good = {"nll_reduction_low": 0.12, "general_noninferiority": ni,
+            "format_adherence": {"pubmedqa": {"base": 92.0, "adapter": 91.0, "drop": 1.0}}}
+    assert check_gates({"summary": good}, gates).passed
+
+    def failures(**changes):
+        return " | ".join(check_gates({"summary": {**good, **changes}}, gates).failures)
+
+    assert "lower 95% bound -2.40 ≤ −2" in failures(general_noninferiority={**ni, "lower": -2.4, "passed": False})
+    assert "scored 300 items" in failures(general_noninferiority={**ni, "n": 300})
+    assert "margin 3.0" in failures(general_noninferiority={**ni, "margin": 3.0})   # tested under a wider margin
+    assert "missing" in failures(general_noninferiority=None)
+    assert "fell from 92.0% to 60.0%" in failures(format_adherence={"pubmedqa": {"base": 92.0, "adapter": 60.0,
+                                                                                 "drop": 32.0}})
+    assert "pubmedqa missing" in failures(format_adherence={})
+    assert "nll_reduction_low=0.08" in failures(nll_reduction_low=0.08)
+
+
+def test_gates_refuse_a_margin_wider_than_two_points_and_unknown_tasks():
+    import yaml
+    from pydantic import ValidationError
+
+    from domainlm.verticals import get_vertical
+    from domainlm.verticals.spec import NonInferiorityGate, VerticalSpec
+
+    with pytest.raises(ValidationError, match="less than or equal to 2"):
+        NonInferiorityGate(margin=2.5)
+    spec = yaml.safe_load(get_vertical("medical").spec_path.read_text(encoding="utf-8"))
+    spec["gates"]["report_only"] = ["pubmedqa_typo"]
+    with pytest.raises(ValidationError, match="not in eval_suite: \\['pubmedqa_typo'\\]"):
+        VerticalSpec.model_validate(spec)
 
 
 def test_concurrent_registrations_get_distinct_versions(reg, random_adapters, tmp_path):

@@ -108,8 +108,8 @@ def test_a_managed_process_dies_with_the_process_that_started_it(tmp_path):
 
     parent = subprocess.Popen([sys.executable, "-c", (
         "import subprocess, sys, time\n"
-        "from domainlm.serving.engines.vllm_process import _die_with_parent\n"
-        "child = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=_die_with_parent)\n"
+        "from domainlm.children import die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '120'], start_new_session=True, preexec_fn=die_with_parent)\n"
         "print(child.pid, flush=True)\n"
         "time.sleep(120)\n")], stdout=subprocess.PIPE, text=True)
     child = int(parent.stdout.readline())

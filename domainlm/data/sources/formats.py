@@ -19,6 +19,7 @@ FORMATS = {
     "medquad_jsonl": medical.medquad_jsonl,             # MedQuAD shards
     "huatuo_dialogue_json": medical.huatuo_dialogue_json,  # Huatuo liver_cancer multi-turn
     "toyhom_csv": medical.toyhom_csv,                   # Toyhom CSV, GB18030
+    "medsafety_csv": medical.medsafety_csv,             # MedSafetyBench demonstrations (request, safe response)
     "chemlit_csv": chemistry.chemlit_csv,               # ChemLit-QA CSV splits (chunk, Question, Answer)
 }
 

@@ -73,3 +73,20 @@ def toyhom_csv(path: Path) -> Iterator[Record | Skip]:
             yield Skip("empty answer", where)
         else:
             yield Record(where, turns(question, answer), "zh", {"department": obj.get("department")})
+
+
+def medsafety_csv(path: Path) -> Iterator[Record | Skip]:
+    """MedSafetyBench demonstrations: ,harmful_medical_request,safe_response (one AMA-ethics category per file).
+    The requests are harmful by design: rows are trained on as refusals and never logged (ids are file:line)."""
+    category = path.stem.rsplit("_", 1)[-1]
+    for where, obj in readers.csv_dicts(path):
+        if isinstance(obj, Skip):
+            yield obj
+            continue
+        request, response = clean(obj.get("harmful_medical_request") or ""), clean(obj.get("safe_response") or "")
+        if not request:
+            yield Skip("empty request", where)
+        elif not response:
+            yield Skip("empty safe response", where)
+        else:
+            yield Record(f"{path.parent.name}/{where}", turns(request, response), "en", {"category": category})

