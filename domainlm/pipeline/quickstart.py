@@ -93,7 +93,9 @@ class Quickstart:
         from domainlm.verticals import get_vertical
 
         config, path = self._train_config(vertical)
-        sources = [{"name": s["name"], "sha256": s["sha256"]} for s in get_vertical(vertical).data_sources()]
+        spec = get_vertical(vertical)
+        sources = [{"name": s["name"], "sha256": s["sha256"]}
+                   for s in [*spec.data_sources(), *spec.safety_data_sources()]]
         inputs = {"config": config.model_dump(mode="json"), "base": self.base["weights_sha256"], "sources": sources}
         from domainlm.pipeline.stages import key_of
 

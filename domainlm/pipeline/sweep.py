@@ -191,6 +191,10 @@ class Sweep:
         overrides = [*self.cfg.fixed, *self._base_override(),
                      *(f"{d.key}={_suggest(trial, d)}" for d in self.cfg.space)]
         trial.set_user_attr("overrides", overrides)
+        cut = [t.number for t in trial.study.get_trials(deepcopy=False)
+               if t.state.name == "FAIL" and t.params == trial.params and t.number != trial.number]
+        if cut:   # the parameters of a trial a kill cut short, enqueued again by study()
+            trial.set_user_attr("rerun_of", cut[-1])
         started = time.monotonic()
         adapter = self._train(trial, overrides)
         report = self._evaluate(trial, adapter)
@@ -216,7 +220,7 @@ class Sweep:
         # a sweep killed mid-trial left it RUNNING: mark it failed and run its parameters again first
         for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(stale.params, user_attrs={"rerun_of": stale.number}, skip_if_exists=True)
+            study.enqueue_trial(stale.params)
             logger.info("re-running a trial cut short by a kill", trial=stale.number)
         return study
 

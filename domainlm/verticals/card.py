@@ -78,6 +78,8 @@ def build_card(vertical, decontamination: bool = True) -> dict:
         report, dropped = vertical.decontamination()
         card["decontamination"] = report
         card["totals"]["train_after_decontamination"] = card["totals"]["train"] - len(dropped)
+        # the dev carve (never trained on; `domainlm sweep` scores there) comes out of those rows
+        card["totals"]["dev"] = len(vertical.dev_ids())
     return card
 
 
@@ -114,7 +116,7 @@ def card_markdown(card: dict) -> str:
                   (f"{report['method']}; {report['train_rows_checked']} training rows checked, "
                    f"{report['dropped_rows']} dropped (public eval sets: {report['mode']}, own held-out split: "
                    f"{report['heldout_mode']}). Train rows after decontamination: "
-                   f"{t['train_after_decontamination']}."),
+                   f"{t['train_after_decontamination']}, of which {t['dev']} form the dev split (never trained on)."),
                   "", "| training source | eval set | overlapping train rows | eval items hit |", "|---|---|---:|---:|"]
         hits = [p for p in report["pairs"] if p["train_rows"]]
         lines += [f"| {p['train_source']} | {p['eval_set']} | {p['train_rows']} | {p['eval_items']} |" for p in hits]

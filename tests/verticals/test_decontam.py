@@ -66,7 +66,9 @@ def test_medical_data_card(tmp_path):
     assert len(report["pairs"]) == 5 * 16
     assert report["dropped_by_source"] == {"medquad": 0, "chatdoctor": 0, "huatuo": 0, "huatuo_liver_cancer": 0,
                                            "toyhom": 8}
-    assert card["totals"]["train_after_decontamination"] == len(v.sft_rows("train")) == card["totals"]["train"] - 8
+    assert card["totals"]["train_after_decontamination"] == card["totals"]["train"] - 8
+    assert len(v.sft_rows("train")) + len(v.sft_rows("dev")) == card["totals"]["train_after_decontamination"]
+    assert card["totals"]["dev"] == len(v.sft_rows("dev")) == 64
     flags = {s["name"]: (s["non_commercial"], s["research_only"]) for s in card["sources"]}
     assert flags == {"medquad": (False, False), "chatdoctor": (True, True), "huatuo": (True, True),
                      "huatuo_liver_cancer": (True, True), "toyhom": (False, False)}

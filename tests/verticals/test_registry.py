@@ -67,9 +67,10 @@ def test_fourth_vertical_is_one_folder_and_one_yaml(tmp_path, clean_vertical_reg
     v = register_vertical(folder)  # the one validated call
     assert get_vertical("shipping") is v and "shipping" in list_verticals()
     assert register_vertical(folder / "vertical.yaml") is v  # same folder again: idempotent
-    train, held = v.sft_rows("train"), v.sft_rows("eval")
-    assert len(train) + len(held) == 40 and held and train
+    train, dev, held = v.sft_rows("train"), v.sft_rows("dev"), v.sft_rows("eval")
+    assert len(train) + len(dev) + len(held) == 40 and held and train and dev
     assert not {r["id"] for r in train} & {r["id"] for r in held}
+    assert not {r["id"] for r in dev} & ({r["id"] for r in train} | {r["id"] for r in held})
     assert train[0]["messages"][0] == {"role": "system", "content": v.system_prompt(train[0]["lang"])}
     sources = v.data_sources()
     assert sources[0]["rows"] == 40 and sources[0]["project_authored"] and len(sources[0]["sha256"]) == 64

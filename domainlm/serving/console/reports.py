@@ -51,7 +51,11 @@ def gate_verdicts(report: dict, gates) -> list[dict]:
         return []
     verdicts = []
     for name, (value, threshold) in gates_mod.check_gates(report, gates).checked.items():
-        alone = gates_mod.check_gates(report, SimpleNamespace(**{name: getattr(gates, name)}))
+        attribute, _, task = name.partition(":")   # format_adherence:<task> is one gate per task
+        gate = getattr(gates, attribute)
+        if task:
+            gate = gate.model_copy(update={"tasks": [task]})
+        alone = gates_mod.check_gates(report, SimpleNamespace(**{attribute: gate}))
         verdicts.append({"name": name, "value": value, "threshold": threshold, "passed": alone.passed})
     return verdicts
 
