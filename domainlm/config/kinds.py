@@ -10,6 +10,7 @@ SCHEMAS = {
     "eval": "domainlm.evals.config:EvalConfig",
     "serve": "domainlm.serving.config:ServeConfig",
     "pipeline": "domainlm.pipeline.config:PipelineConfig",
+    "sweep": "domainlm.pipeline.sweep:SweepConfig",
     "verticals": "domainlm.verticals.spec:VerticalSpec",
     "accelerate": "domainlm.training.accelerate_config:AccelerateConfig",
 }

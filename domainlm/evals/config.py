@@ -99,6 +99,7 @@ class EvalConfig(Strict):
     domain_tasks: list[TaskRef] = Field(default_factory=list)   # the domain suite (domain_gain, significance)
     general_tasks: list[TaskRef] = Field(default_factory=list)  # the general-regression suite
     limit: int | None = Field(None, ge=1)    # items per task (deterministic sample); --limit overrides
+    cap_all: bool = False                    # true: the limit caps `capped: false` tasks too (smoke runs)
     seed: int = 1234                         # few-shot draws, item sampling, generation seed
     deterministic: bool = True               # seeds, deterministic kernels, one forward per question: reruns and
                                              # resumed runs give identical scores (false: pack/batch across items)

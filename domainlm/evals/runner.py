@@ -52,7 +52,7 @@ def plan_tasks(cfg: EvalConfig, base_dir: Path, limit: int | None, builder: Prom
     for suite, refs in (("domain", cfg.domain_tasks), ("general", cfg.general_tasks)):
         for ref in refs:
             task = _build(ref, ctx, base_dir)
-            run_cap = (limit or cfg.limit) if ref.capped else None
+            run_cap = (limit or cfg.limit) if ref.capped or cfg.cap_all else None
             caps = [c for c in (ref.limit, run_cap) if c]  # the tighter of the task's and the run's cap
             task.items = sample_items(task.items, min(caps) if caps else None, cfg.seed, task.name)
             few_shot = cfg.prompt.few_shot if ref.few_shot is None else ref.few_shot

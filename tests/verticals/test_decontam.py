@@ -49,7 +49,8 @@ def test_planted_eval_items_are_dropped_and_reported(tmp_path, clean_vertical_re
     v = register_vertical(write_shipping(tmp_path, rows=shipping_rows() + planted))
     train_ids = {r["id"] for r in v.sft_rows("train")}
     assert "faq:leak-en" not in train_ids and "faq:leak-zh" not in train_ids
-    assert len(train_ids) == sum(1 for r in v.load()[0].rows if r["split"] == "train") - 2
+    dev_ids = {r["id"] for r in v.sft_rows("dev")}   # the dev carve comes out of the decontaminated train rows
+    assert len(train_ids) + len(dev_ids) == sum(1 for r in v.load()[0].rows if r["split"] == "train") - 2
     report = v.data_card()["decontamination"]
     pairs = {(p["train_source"], p["eval_set"]): p for p in report["pairs"]}
     assert pairs[("faq", "medqa_usmle_4opt")]["train_rows"] == 1

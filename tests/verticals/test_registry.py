@@ -19,7 +19,8 @@ from domainlm.verticals.spec import VerticalSpec
 from tests.fixtures.verticals import SHIPPING_YAML, write_shipping
 
 AGREED_SUITES = {  # task names agreed with domainlm.evals
-    "medical": ["medqa", "medmcqa", "mmlu_medical", "pubmedqa", "cmmlu_medical", "medquad_heldout_nll"],
+    "medical": ["medqa", "medmcqa", "mmlu_medical", "pubmedqa", "pubmedqa_ll", "cmmlu_medical",
+                "medquad_heldout_nll"],
     "petrochem": ["chembench_mc", "formationeval", "agieval_gaokao_chemistry", "gaokao_bench_chemistry",
                   "scibench_chemistry", "petrochem_heldout"],
     "marine": ["atmossci_physical_oceanography", "geobench_ap", "marine_heldout"],
@@ -36,7 +37,8 @@ def test_builtin_verticals_have_the_same_parts():
         assert v.system_prompt.model_dump() == {"en": v.system_prompt("en"), "zh": v.system_prompt("zh")}
         assert v.eval_suite == suite
         assert v.general_suite == ["mmlu_general", "cmmlu_general"]
-        assert v.gates.max_general_regression > 0 and v.gates.require_significance
+        assert v.gates.require_significance and v.gates.max_general_regression is None
+        assert 0 < v.gates.general_noninferiority.margin <= 2 and v.gates.general_noninferiority.min_items >= 600
         # every built-in folder: vertical.yaml (+ data/ only where the project authored data)
         assert sorted(p.name for p in v.folder.iterdir() if p.name != "__pycache__") in (["vertical.yaml"],
                                                                                          ["data", "vertical.yaml"])
