@@ -30,6 +30,7 @@ class Vertical:
         self.folder = Path(folder).resolve()
         self.spec_path = spec_path
         self._decontam: tuple[str, dict, set[str]] | None = None  # (cache key, report, contaminated ids)
+        self._dev: tuple[str, set[str]] | None = None  # (decontamination cache key, dev ids)
 
     # -- the parts every vertical has -------------------------------------------------------------------------
     @property
@@ -83,8 +84,7 @@ class Vertical:
         for source in self.spec.safety_sources:
             assert_trainable(source.dataset or str(self.folder / (source.path or "")))
             rows += [r for r in load_source(source, self.folder, self.spec.eval_percent).rows if r["split"] == "train"]
-        if limit is not None and limit < len(rows):
-            rows = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).digest())[:limit]
+        rows = _sample(rows, limit, seed)
         return [self._public_row(r, system) for r in rows]
 
     def safety_data_sources(self) -> list[dict]:
@@ -105,23 +105,25 @@ class Vertical:
             raise DataError(f"vertical '{self.name}' has no source {sorted(set(sources) - set(known))}; "
                             f"its sources: {known}")
         drop = self.contaminated_ids() if split != "eval" else set()
-        dev = self.dev_ids()
+        dev = self.dev_ids() if split != "eval" else set()   # the eval split needs neither
         rows = [r for loaded in self.load() for r in loaded.rows
                 if r["split"] == ("eval" if split == "eval" else "train") and (split == "eval" or
                                                                             (r["id"] in dev) == (split == "dev"))
                 and (sources is None or r["source"] in sources)
                 and (lang is None or r["lang"] == lang) and r["id"] not in drop]
-        if limit is not None and limit < len(rows):
-            rows = sorted(rows, key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).digest())[:limit]
+        rows = _sample(rows, limit, seed)
         return [self._public_row(r, system) for r in rows]
 
     def dev_ids(self) -> set[str]:
         """The dev carve of the train split: fixed by a hash of each row id, the same on every machine."""
         drop = self.contaminated_ids()
-        train = [r["id"] for loaded in self.load() for r in loaded.rows
-                 if r["split"] == "train" and r["id"] not in drop]
-        size = min(DEV_MAX, int(len(train) * DEV_SHARE))
-        return set(sorted(train, key=lambda i: hashlib.sha256(f"dev:{i}".encode()).digest())[:size])
+        key = self._decontam[0]   # set by contaminated_ids(): the same data and eval sets give the same carve
+        if self._dev is None or self._dev[0] != key:
+            train = [r["id"] for loaded in self.load() for r in loaded.rows
+                     if r["split"] == "train" and r["id"] not in drop]
+            size = min(DEV_MAX, int(len(train) * DEV_SHARE))
+            self._dev = (key, set(sorted(train, key=lambda i: hashlib.sha256(f"dev:{i}".encode()).digest())[:size]))
+        return self._dev[1]
 
     def _public_row(self, row: dict, system: bool) -> dict:
         head = [{"role": "system", "content": self.system_prompt(row["lang"])}] if system else []
@@ -195,3 +197,10 @@ class Vertical:
         from domainlm.verticals.card import card_markdown
 
         return card_markdown(self.data_card(decontamination))
+
+
+def _sample(rows: list[dict], limit: int | None, seed: int) -> list[dict]:
+    """At most `limit` rows, chosen by a seeded hash of their ids (same seed → same rows on every machine)."""
+    if limit is None or limit >= len(rows):
+        return rows
+    return sorted(rows, key=lambda r: hashlib.sha256(f"{seed}:{r['id']}".encode()).digest())[:limit]
