@@ -59,6 +59,7 @@ def start_vllm(model_path: str, served: str, lora: dict[str, str], log_path: Pat
                kv_gib: float = 2.0, max_loras: int = 4):
     """A managed vLLM OpenAI server (the same process manager the gateway uses); returns (process, url)."""
     from domainlm.kernels.backends import select_backend
+    from domainlm.serving.engines.lora_mode import vllm_engine_args
     from domainlm.serving.engines.vllm_process import ProcessSpec, VllmProcess
 
     backend = select_backend()
@@ -66,7 +67,7 @@ def start_vllm(model_path: str, served: str, lora: dict[str, str], log_path: Pat
     port = free_port()
     spec = ProcessSpec(model_path=model_path, served_names=[served], port=port, lora_modules=lora,
                        enable_lora=bool(lora), max_loras=max_loras, max_lora_rank=rank, max_model_len=2048,
-                       backend_args=backend.vllm_engine_args(), env=env)
+                       backend_args=vllm_engine_args(backend), env=env)
     process = VllmProcess(spec, log_path)
     process.start()
     url = f"http://127.0.0.1:{port}"

@@ -16,7 +16,7 @@ from domainlm.errors import DomainlmError
 # command → (module:register, one-line help). docs/cli.md is checked against this table by a test.
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("domainlm.models.cli:register", "prepare, inspect and query base models"),
-    "doctor": ("domainlm.kernels.doctor:register", "detected accelerator backend, versions, capability matrix"),
+    "doctor": ("domainlm.kernels.cli:register", "detected accelerator backend, versions, capability matrix"),
     "registry": ("domainlm.registry.cli:register", "adapter versions: list, verify, promote, roll back"),
     "serve": ("domainlm.serving.cli:register_serve", "run the OpenAI-compatible gateway and its engines"),
     "keys": ("domainlm.serving.cli:register_keys", "gateway API keys: create, list, revoke"),

@@ -18,5 +18,5 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 python="${PYTHON:-python3}"
 echo "[device_check] $(date -u +%FT%TZ) host=$(hostname) python=$("$python" -V 2>&1)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-"$python" -m domainlm.kernels.backends.device_check --out "$out_dir/device_check.json" "$@" 2>&1 \
+"$python" -m domainlm.pipeline.device_check --out "$out_dir/device_check.json" "$@" 2>&1 \
   | tee "$out_dir/device_check.log"

@@ -1,19 +1,13 @@
-"""`domainlm doctor`: which accelerator backend is in use here, the versions that matter, and every adapter's
-capabilities side by side (a table, or `--json` for bug reports)."""
+"""`domainlm doctor`'s report: which accelerator backend is in use here, the versions that matter, and every
+adapter's capabilities side by side (a table, or JSON for bug reports). The command (kernels/cli.py) adds how
+serving uses the backend (serving/engines/lora_mode.py), which is serving's decision, not the backend's."""
 
 from __future__ import annotations
 
-import json
 import platform
 
 # Distributions whose versions decide whether training and serving work; read from metadata, nothing imported.
 STACK = ("torch", "vllm", "transformers", "peft", "accelerate")
-
-
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("doctor", help="detected accelerator backend, versions, capability matrix")
-    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
-    parser.set_defaults(func=_doctor)
 
 
 def report() -> dict:
@@ -80,16 +74,11 @@ def format_report(data: dict) -> str:
         f"  device: {live.get('device_name')}  count: {live.get('device_count')}  bf16: {bf16}  memory: {memory_text}",
         f"  distributed: {sel['dist_backend']}  visible devices: {_visible(sel)}",
         f"  vLLM: {sel['vllm_plugin']['package']} -> {sel['vllm_plugin']['platform_qualname']}",
-        f"  LoRA serving: {sel['lora_serving']['mode']} — {sel['lora_serving']['reason']}",
+        *([f"  LoRA serving: {sel['lora_serving']['mode']} — {sel['lora_serving']['reason']}"]
+          if sel.get("lora_serving") else []),
         "versions: " + ", ".join(f"{k} {v or 'not installed'}" for k, v in data["versions"].items()),
         "",
         "capability matrix (selection order; DOMAINLM_BACKEND overrides):",
         format_table(matrix_rows(data["backends"])),
     ]
     return "\n".join(lines)
-
-
-def _doctor(args) -> int:
-    data = report()
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.json else format_report(data))
-    return 0

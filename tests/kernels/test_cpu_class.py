@@ -52,10 +52,11 @@ PROBE = """
 import json, domainlm, torch
 from domainlm.kernels.backends import get_backend
 from domainlm.kernels.ops.cpu_elementwise import KERNEL
+from domainlm.serving.engines.lora_mode import vllm_engine_args
 cpu = get_backend("cpu")
 from torch._inductor.runtime.cache_dir_utils import cache_dir
 print(json.dumps({"isa": torch.backends.cpu.get_cpu_capability(), "bf16": cpu.supports_bf16(),
-                  "vllm_dtype": cpu.vllm_engine_args()["dtype"], "kernel": KERNEL.unavailable_reason(),
+                  "vllm_dtype": vllm_engine_args(cpu)["dtype"], "kernel": KERNEL.unavailable_reason(),
                   "inductor_cache": cache_dir()}))
 """
 

@@ -14,6 +14,7 @@ import pytest
 from openai import OpenAI
 
 from domainlm.kernels.backends import select_backend
+from domainlm.serving.engines.lora_mode import vllm_engine_args
 from domainlm.verticals.policy import apply_policy, post_process
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
     base_requests = [{"adapter": None, "messages": r["messages"]} for r in requests[:2]]
     # the dtype the gateway's vLLM replica was started with (bf16 where the CPU has it natively, else fp32): greedy
     # text is only comparable within one dtype
-    dtype = select_backend().vllm_engine_args()["dtype"]
+    dtype = vllm_engine_args(select_backend())["dtype"]
     spec = {"model": str(base_model.path), "adapters": {e.ref: str(e.path) for e in refs.values()},
             "requests": requests + base_requests, "max_tokens": MAX_TOKENS, "dtype": dtype}
     (tmp_path / "spec.json").write_text(json.dumps(spec))

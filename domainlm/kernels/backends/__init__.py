@@ -3,7 +3,7 @@
     from domainlm.kernels.backends import select_backend
     backend = select_backend()                      # DOMAINLM_BACKEND, else the first adapter whose probe succeeds
     model.to(backend.device()); backend.autocast(torch.bfloat16); backend.launch_env(nproc=2)
-    backend.serving_env(); backend.vllm_engine_args(); backend.lora_serving_mode()
+    backend.serving_env()                           # vLLM process env (serving/engines/lora_mode.py decides LoRA)
 
 Selection: explicit DOMAINLM_BACKEND first; then vendor namespaces (npu, mlu, musa, gcu, xpu) before torch.cuda,
 because vendor shims make torch.cuda look available; then CUDA-alikes by marker (dcu, corex, maca, kunlun); then
@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 
 from domainlm.kernels.backends.adapters import ALL, SELECTION_ORDER
-from domainlm.kernels.backends.spec import Backend, BackendError, LoraServing, VllmPlugin
+from domainlm.kernels.backends.spec import Backend, BackendError, VllmPlugin
 
-__all__ = ["Backend", "BackendError", "LoraServing", "VllmPlugin", "all_backends", "get_backend", "select_backend",
+__all__ = ["Backend", "BackendError", "VllmPlugin", "all_backends", "get_backend", "select_backend",
            "selection_order"]
 
 ENV = "DOMAINLM_BACKEND"

@@ -15,18 +15,15 @@ import os
 import re
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from domainlm.errors import DomainlmError
 from domainlm.kernels.backends import plugins, probes
-from domainlm.kernels.dtypes import auto_dtype
 from domainlm.kernels.host import cpu_has_native_bf16
 
 
 FAMILIES = ("builtin", "namespace", "cuda-alike")
 DIST_BACKENDS = ("nccl", "hccl", "cncl", "mccl", "bkcl", "eccl", "xccl", "gloo")
 LORA_SUPPORT = ("yes", "experimental", "no", "unknown")
-LORA_MODES = ("vllm-lora", "merged", "hf")
 
 
 class BackendError(DomainlmError):
@@ -47,11 +44,6 @@ class VllmPlugin:
     @property
     def entry_point_name(self) -> str | None:
         return plugins.parse_entry_point(self.entry_point)[0] if self.entry_point else None
-
-
-class LoraServing(NamedTuple):
-    mode: str  # vllm-lora | merged | hf
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -225,38 +217,6 @@ class Backend:
             env[self.visible_devices_env] = os.environ[self.visible_devices_env]
         return env
 
-    def lora_serving_mode(self) -> LoraServing:
-        """How adapters are served here: vLLM multi-LoRA, merged weights on vLLM, or the in-process hf engine."""
-        plugin = self.vllm_plugin
-        forced = os.environ.get("DOMAINLM_LORA_SERVING")
-        if forced:
-            if forced not in LORA_MODES:
-                raise BackendError(f"DOMAINLM_LORA_SERVING={forced!r}: expected one of {', '.join(LORA_MODES)}")
-            if forced != "hf" and not self.vllm_installed():
-                raise BackendError(f"DOMAINLM_LORA_SERVING={forced} needs vLLM on {self.name} "
-                                   f"(pip install {plugin.package}); use hf or install it")
-            return LoraServing(forced, "set by DOMAINLM_LORA_SERVING")
-        if not self.vllm_installed():
-            return LoraServing("hf", f"vLLM for {self.name} ({plugin.package}) is not installed: serving falls back "
-                                     "to the in-process transformers+peft engine")
-        if plugin.lora_support == "yes":
-            return LoraServing("vllm-lora", f"{plugin.package} supports LoRA ({plugin.source})")
-        if plugin.lora_support == "experimental":
-            return LoraServing("vllm-lora", f"LoRA on {plugin.package} is experimental ({plugin.source}); set "
-                                            "DOMAINLM_LORA_SERVING=merged to serve merged adapters instead")
-        return LoraServing("merged", f"{plugin.package} LoRA support is {plugin.lora_support}: serving falls back "
-                                     "to adapters merged into the base weights (one engine per vertical)")
-
-    def vllm_engine_args(self) -> dict:
-        """vLLM EngineArgs for this backend (no device is touched: the engine's own workers resolve dtype="auto")."""
-        args: dict = {"enable_lora": self.lora_serving_mode().mode == "vllm-lora"}
-        if self.device_type == "cpu":
-            args["dtype"] = auto_dtype("cpu")
-            args["enforce_eager"] = True  # CPU: graph capture buys nothing and start-up drops ~107 s -> ~27 s
-        else:
-            args["dtype"] = "auto"
-        return args
-
     # ---- reporting -------------------------------------------------------------------------------------------
     @property
     def verified_on(self) -> tuple[dict, ...]:
@@ -268,7 +228,6 @@ class Backend:
         """Everything a bug report needs. live=True also asks the device (imports vendor modules, initialises it)."""
         ok, why = self.probe_report()
         plugin = self.vllm_plugin
-        lora = self.lora_serving_mode() if not os.environ.get("DOMAINLM_LORA_SERVING") else None
         report = {
             "name": self.name,
             "title": self.title,
@@ -288,8 +247,6 @@ class Backend:
                                            for ep in plugins.entry_points_of_module(plugin.module)],
                 "source": plugin.source,
             },
-            "lora_serving": dict(lora._asdict()) if lora else {"mode": os.environ["DOMAINLM_LORA_SERVING"],
-                                                               "reason": "set by DOMAINLM_LORA_SERVING"},
             "probe": {"detected": ok, "reason": why},
             "markers": list(self.markers),
             "vendor_api": self.vendor_api,

@@ -18,8 +18,9 @@ def engine_kind(group) -> tuple[str, str]:
     if group.engine == "hf":
         return "hf", "engine: hf in the serve config"
     from domainlm.kernels.backends import select_backend
+    from domainlm.serving.engines.lora_mode import lora_serving_mode
 
-    mode = select_backend().lora_serving_mode()
+    mode = lora_serving_mode(select_backend())
     return mode.mode, mode.reason
 
 
@@ -35,10 +36,11 @@ def build_engine(group, model_path: str | None, config, log_dir: Path | None = N
         return HfEngine(base_name=group.public_base_name(), model_path=model_path, settings=group.hf,
                         retry_after_s=retry)
     from domainlm.kernels.backends import select_backend
+    from domainlm.serving.engines.lora_mode import vllm_engine_args
     from domainlm.serving.engines.vllm_server import VllmEngine
 
     backend = select_backend()
     return VllmEngine(base_name=group.public_base_name(), model_path=model_path, settings=group.vllm,
-                      backend_env=backend.serving_env(), backend_args=backend.vllm_engine_args(),
+                      backend_env=backend.serving_env(), backend_args=vllm_engine_args(backend),
                       merged=kind == "merged", log_dir=log_dir or paths.home() / "logs",
                       retry_after_s=retry, request_timeout_s=config.gateway.request_timeout_s)

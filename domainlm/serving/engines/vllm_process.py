@@ -49,7 +49,7 @@ class ProcessSpec:
     max_model_len: int = 2048
     enforce_eager: bool = True
     tensor_parallel_size: int = 1
-    backend_args: dict = field(default_factory=dict)   # backend.vllm_engine_args()
+    backend_args: dict = field(default_factory=dict)   # lora_mode.vllm_engine_args(backend)
     extra_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)  # backend.serving_env() + config env
 

@@ -12,7 +12,7 @@ Checks (each pass / fail / skip with a reason, timed):
   vllm_generate_lora the same engine with a LoRARequest changes the output (skipped where vLLM or LoRA is absent)
 
 The record is what `python -m domainlm.kernels.backends.verified add` accepts into verified_on.json.
-Usage: python -m domainlm.kernels.backends.device_check --out RECORD.json [--expect cuda] [--skip vllm]
+Usage: python -m domainlm.pipeline.device_check --out RECORD.json [--expect cuda] [--skip vllm]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 
 from domainlm.atomic import atomic_write_json
 from domainlm.ports import free_port
+from domainlm.serving.engines.lora_mode import lora_serving_mode, vllm_engine_args
 
 PROMPT = "the quick brown fox"
 CORPUS = ["the quick brown fox jumps over the lazy dog", "hello world, this is a tiny tokenizer",
@@ -184,9 +185,9 @@ def check_hf_generate(backend, tiny: dict | None) -> dict:
 def run_vllm(backend, tiny: dict) -> dict:
     """Start vLLM in a fresh process (the parent already holds a device context) and generate with/without LoRA."""
     env = {**os.environ, **backend.serving_env()}
-    args = {**backend.vllm_engine_args(), "enforce_eager": True}
+    args = {**vllm_engine_args(backend), "enforce_eager": True}
     payload = json.dumps({"tiny": tiny, "args": args})
-    result = subprocess.run([sys.executable, "-m", "domainlm.kernels.backends.device_check", "--vllm-worker", payload],
+    result = subprocess.run([sys.executable, "-m", "domainlm.pipeline.device_check", "--vllm-worker", payload],
                             env=env, check=False, capture_output=True, text=True, timeout=300)
     lines = [line for line in result.stdout.splitlines() if line.startswith("VLLM_RESULT ")]
     if result.returncode != 0 or not lines:
@@ -241,7 +242,7 @@ def check_vllm_lora(backend, state: dict) -> dict:
     result = state.get("vllm")
     if result is None:
         raise Skip("vllm_generate did not run")
-    mode, reason = backend.lora_serving_mode()
+    mode, reason = lora_serving_mode(backend)
     if mode != "vllm-lora":
         raise Skip(f"LoRA serving mode here is {mode}: {reason}")
     if not result.get("lora_changed_output"):
@@ -270,7 +271,7 @@ def versions() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m domainlm.kernels.backends.device_check")
+    parser = argparse.ArgumentParser(prog="python -m domainlm.pipeline.device_check")
     parser.add_argument("--out", type=Path, help="where to write the JSON record")
     parser.add_argument("--expect", default=None, help="fail detection unless this backend is selected")
     parser.add_argument("--skip", action="append", default=[], choices=["vllm"], help="leave a step out")
