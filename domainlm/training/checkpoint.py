@@ -1,15 +1,20 @@
 """Atomic, resumable checkpoints: checkpoints/step-NNNNNN/ holds everything needed to continue bit-for-bit.
 
 Contents: adapter.safetensors (LoRA weights), optimizer.pt, scheduler.pt, rng.pt (torch/numpy/python RNG of every
-process, plus the accelerator device's), state.json (step, tokens seen, loss history, config fingerprint). A
-checkpoint is written into a temp folder, fsynced and renamed into place (domainlm.hashing.atomic_dir), so a kill at
-any moment leaves either the old set or the new one; older checkpoints beyond keep_last are removed afterwards.
+process, plus the accelerator device's, as tensors and plain numbers), state.json (step, tokens seen, loss history,
+config fingerprint). A checkpoint is written into a temp folder, fsynced and renamed into place
+(domainlm.atomic.atomic_dir), so a kill at any moment leaves either the old set or the new one; older checkpoints
+beyond keep_last are removed afterwards.
 The data position needs no file: the row order is a pure function of (seed, step) (domainlm.data.batching).
+
+Loading never unpickles code: the .pt files are read with torch.load(weights_only=True), which accepts tensors,
+numbers, strings and containers only, so a file planted in a shared run folder cannot run anything on resume.
 """
 
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import re
 import shutil
@@ -42,7 +47,12 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def rng_state(device: torch.device) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state in types torch.load(weights_only=True) reads back: tensors, ints, floats, lists."""
+    version, words, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": [version, torch.tensor(words, dtype=torch.int64), gauss],
+             "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+             "torch": torch.get_rng_state()}
     if device.type != "cpu":
         module = getattr(torch, device.type, None)
         if module is not None and hasattr(module, "get_rng_state"):
@@ -51,8 +61,10 @@ def rng_state(device: torch.device) -> dict:
 
 
 def set_rng_state(state: dict, device: torch.device) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(int(w) for w in words.tolist()), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "device" in state and device.type != "cpu":
         getattr(torch, device.type).set_rng_state(state["device"])
@@ -93,6 +105,17 @@ def load(folder: Path, fingerprint: str) -> dict:
                           f"{state.get('fingerprint', '?')[:12]} ≠ {fingerprint[:12]}): resume with the same config, "
                           "or set checkpoint.resume: never / a new output_dir")
     return {"state": state, "adapter": load_file(str(folder / "adapter.safetensors")),
-            "optimizer": torch.load(folder / "optimizer.pt", weights_only=False),
-            "scheduler": torch.load(folder / "scheduler.pt", weights_only=False),
-            "rng": torch.load(folder / "rng.pt", weights_only=False)}
+            "optimizer": _load_data(folder / "optimizer.pt"), "scheduler": _load_data(folder / "scheduler.pt"),
+            "rng": _load_data(folder / "rng.pt")}
+
+
+def _load_data(path: Path):
+    """A .pt file of tensors and plain values; anything else (a pickle that would construct objects or call
+    functions) is refused with the file named, never executed."""
+    try:
+        return torch.load(path, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        del exc   # torch's text suggests loading it unsafely: not advice to pass on
+        raise ConfigError(f"{path}: refused to load: it holds more than tensors and plain values, which a "
+                          "checkpoint never does; delete that checkpoint folder, or set checkpoint.resume: never") \
+            from None
