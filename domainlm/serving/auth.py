@@ -47,9 +47,9 @@ class ApiKey:
     revoked_at: str | None = None
 
     def can_use(self, vertical: str | None) -> bool:
-        """vertical None = a base model."""
+        """vertical None = a base model: raw base access needs the explicit 'base' scope ('*' is every vertical)."""
         if vertical is None:
-            return "base" in self.scopes or "*" in self.scopes
+            return "base" in self.scopes
         return "*" in self.scopes or vertical in self.scopes
 
     @property

@@ -42,7 +42,8 @@ class RequestPolicy:
             return cls(None), None
         text = "\n".join(prompts)
         p = cls(vertical, lang=vpolicy.detect_lang(text) if text else "en")
-        refusal = vpolicy.refusal_rule(vertical, [{"role": "user", "content": p_} for p_ in prompts[-1:]], p.lang)
+        # every prompt of a list is checked: a batch is as much a request as its last member
+        refusal = vpolicy.refusal_rule(vertical, [{"role": "user", "content": p_} for p_ in prompts], p.lang)
         if refusal:
             p.refusal_rule = refusal[0]
             p.applied.append(f"refusal:{refusal[0]}")

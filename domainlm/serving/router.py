@@ -53,7 +53,9 @@ class ModelTable:
     def verticals(self) -> list[str]:
         return sorted(self.aliases)
 
-    def resolve(self, name: str) -> Route:
+    def resolve(self, name: str, may_use=None) -> Route:
+        """The route for a model name. An unknown name's 404 lists only what `may_use(vertical or None)` allows,
+        so a key never learns the names of verticals it has no scope for."""
         if name in self.bases:
             engine = self.bases[name]
             return Route(name, engine, engine.base_name, None, None, None)
@@ -63,14 +65,17 @@ class ModelTable:
             return route
         vertical, _, version = name.partition("@")
         if version and vertical in self.aliases:
-            raise APIError(404, f"model '{name}' is not loaded; the gateway serves {self.names()} "
+            raise APIError(404, f"model '{name}' is not loaded; the gateway serves {self.names(may_use)} "
                                 f"(an admin can load it: POST /admin/load {{\"model\": \"{name}\"}})",
                            param="model", code="model_not_found")
-        raise APIError(404, f"model '{name}' does not exist; the gateway serves {self.names()}", param="model",
+        raise APIError(404, f"model '{name}' does not exist; the gateway serves {self.names(may_use)}", param="model",
                        code="model_not_found")
 
-    def names(self) -> list[str]:
-        return sorted(self.bases) + sorted(self.aliases) + sorted(self.pinned)
+    def names(self, may_use=None) -> list[str]:
+        """Every served name (bases, vertical aliases, pinned versions); with `may_use`, those it allows."""
+        allowed = may_use or (lambda vertical: True)
+        return ([n for n in sorted(self.bases) if allowed(None)] + [n for n in sorted(self.aliases) if allowed(n)]
+                + [n for n in sorted(self.pinned) if allowed(n.partition("@")[0])])
 
     def cards(self) -> list[dict]:
         """/v1/models data: bases, vertical aliases (with the version they point to), pinned versions."""

@@ -123,7 +123,7 @@ class GatewayService:
 
     # --- shared request steps ----------------------------------------------------------------------------------
     def _route(self, call: Call, model: str) -> Route:
-        route = self.table.resolve(model)
+        route = self.table.resolve(model, call.key.can_use)
         call.route = route
         self.inflight[route.public] = self.inflight.get(route.public, 0) + 1
         self.metrics.inflight.labels(vertical=call.vertical).inc()

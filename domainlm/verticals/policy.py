@@ -1,7 +1,7 @@
 """Apply a vertical's policy (data in its vertical.yaml) to a chat request and its answer. The gateway calls:
 
     refusal = check_refusal(v, messages)             # str → answer with it, do not call the model
-    messages, notes = apply_policy(v, messages)      # system prompt injected if absent; prompt-triggered notes
+    messages, notes = apply_policy(v, messages)      # the vertical's system prompt first; prompt-triggered notes
     answer = post_process(v, answer, notes=notes)    # notes + disclaimer appended (streaming: policy_suffix)
     audit_fields(v, prompt_text)                     # what the audit log may keep of the prompt
 
@@ -42,15 +42,32 @@ def _lang(lang: str | None, text: str) -> str:
     return lang if lang in ("en", "zh") else detect_lang(text)
 
 
+def _checked_texts(policy: Policy, messages: list[dict]) -> list[str]:
+    """Every user and system message a refusal rule must see. A harmful request earlier in the chat still steers
+    the model, so it counts too, unless the gateway already refused it: the next message is one of this vertical's
+    refusal texts, verbatim (a client keeping its history can go on after a refusal)."""
+    refusals = {rule.message.get(lang).strip() for rule in policy.refusals for lang in ("en", "zh")}
+    texts = []
+    for index, message in enumerate(messages):
+        if message.get("role") not in ("user", "system"):
+            continue
+        following = messages[index + 1] if index + 1 < len(messages) else None
+        if following is not None and following.get("role") == "assistant" \
+                and _content(following).strip() in refusals:
+            continue
+        texts.append(_content(message))
+    return texts
+
+
 def refusal_rule(vertical, messages: list[dict], lang: str | None = None) -> tuple[str, str] | None:
-    """(rule name, refusal text) when the latest user message matches a refusal rule, else None."""
+    """(rule name, refusal text) when any user or system message matches a refusal rule, else None."""
     policy: Policy = _vertical(vertical).policy
-    text = last_user_text(messages)
-    lang = _lang(lang, text)
-    for rule in policy.refusals:
-        # patterns of both languages apply: a Chinese request may carry English terms and vice versa
-        if rule.patterns.search(text, "en") or rule.patterns.search(text, "zh"):
-            return rule.name, rule.message.get(lang)
+    lang = _lang(lang, last_user_text(messages))
+    for text in _checked_texts(policy, messages):
+        for rule in policy.refusals:
+            # patterns of both languages apply: a Chinese request may carry English terms and vice versa
+            if rule.patterns.search(text, "en") or rule.patterns.search(text, "zh"):
+                return rule.name, rule.message.get(lang)
     return None
 
 
@@ -65,13 +82,12 @@ def _triggered(note: Note, text: str) -> bool:
 
 
 def apply_policy(vertical, messages: list[dict], lang: str | None = None) -> tuple[list[dict], list[str]]:
-    """(messages with the vertical's system prompt first when none is given, names of prompt-triggered notes)."""
+    """(messages with the vertical's system prompt first, names of prompt-triggered notes). A client's own system
+    messages follow it: they add instructions, they cannot replace the vertical's."""
     v = _vertical(vertical)
     text = last_user_text(messages)
     lang = _lang(lang, text)
-    out = [dict(m) for m in messages]
-    if not any(m.get("role") == "system" for m in out):
-        out.insert(0, {"role": "system", "content": v.system_prompt(lang)})
+    out = [{"role": "system", "content": v.system_prompt(lang)}, *(dict(m) for m in messages)]
     notes = [n.name for n in v.policy.safety_notes if n.scope in ("prompt", "either") and _triggered(n, text)]
     return out, notes
 
