@@ -89,6 +89,7 @@ class LimitsSection(Strict):
     max_stop: int = Field(4, ge=0)            # most stop sequences
     max_stop_chars: int = Field(64, ge=1)     # longest stop sequence
     max_messages: int = Field(256, ge=1)      # most chat messages per request
+    max_prompts: int = Field(128, ge=1)       # most prompts in one completions request (a list)
 
 
 class AuditSection(Strict):

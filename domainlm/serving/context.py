@@ -1,7 +1,9 @@
 """Prompt-length checks before a request reaches an engine: prompt tokens + max_tokens must fit the context.
 
 Byte-level BPE never makes more tokens than UTF-8 bytes, so when the byte count (plus chat-template overhead)
-already fits, no tokenizer runs (the common case, ~µs). Only near the limit is the prompt tokenized exactly.
+already fits, no tokenizer runs (the common case, ~µs). Nor does it make fewer than bytes / (the vocabulary's
+longest token), so a prompt too long even at that rate is refused without tokenizing it either: a client cannot
+make the gateway tokenize megabytes. Only in between is the prompt tokenized exactly.
 """
 
 from __future__ import annotations
@@ -23,6 +25,24 @@ class PromptCounter:
 
             self._tokenizer = AutoTokenizer.from_pretrained(self.path)
         return self._tokenizer
+
+    def longest_token_bytes(self) -> int | None:
+        """Bytes of the vocabulary's longest token (byte-level BPE: one character per byte); None without one."""
+        tok = self._tok()
+        if tok is None:
+            return None
+        if not hasattr(self, "_longest"):
+            self._longest = max(len(t) for t in tok.get_vocab())
+        return self._longest
+
+    def lower_bound(self, prompt_bytes: int) -> int:
+        """Tokens the prompt makes at the least (0 when the tokenizer is unknown)."""
+        longest = self.longest_token_bytes()
+        return -(-prompt_bytes // longest) if longest else 0
+
+    @staticmethod
+    def prompt_bytes_chat(messages: list[dict]) -> int:
+        return sum(len((m.get("content") or "").encode()) for m in messages)
 
     @staticmethod
     def upper_bound_chat(messages: list[dict]) -> int:

@@ -36,6 +36,12 @@ ANONYMOUS = ApiKey(id="anonymous", name="anonymous (auth.required: false)", scop
 FORWARDED = ("temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
 
 
+def estimate_tokens(text: str) -> int:
+    """Tokens to reserve against a key's per-minute budget before the engine counts them: UTF-8 bytes / 3 (about
+    one token per CJK character, generous for English), settled against the engine's usage afterwards."""
+    return len(text.encode()) // 3 + 16
+
+
 @dataclass
 class Call:
     """One request's bookkeeping, closed exactly once (metrics + audit)."""
@@ -154,11 +160,16 @@ class GatewayService:
                               f"{route.engine.max_model_len}", "max_tokens", code="context_length_exceeded")
         return max_tokens
 
-    async def _check_context(self, route: Route, bound: int, exact, max_tokens: int) -> int:
-        """Prompt tokens (an upper bound when that already fits) + max_tokens ≤ context length, else 400."""
+    async def _check_context(self, route: Route, bound: int, floor, exact, max_tokens: int) -> int:
+        """Prompt tokens (an upper bound when that already fits) + max_tokens ≤ context length, else 400. A prompt
+        whose byte count alone proves it too long (`floor()`: the fewest tokens it can make) is refused untokenized."""
         limit = route.engine.max_model_len
         if bound + max_tokens <= limit:
             return bound
+        least = await asyncio.to_thread(floor)
+        if least + max_tokens > limit:
+            raise bad_request(f"prompt (at least {least} tokens) + max_tokens ({max_tokens}) exceeds the context "
+                              f"length {limit} of '{route.public}'", "messages", code="context_length_exceeded")
         counted = await exact()
         if counted is not None and counted + max_tokens > limit:
             raise bad_request(f"prompt ({counted} tokens) + max_tokens ({max_tokens}) exceeds the context length "
@@ -196,9 +207,12 @@ class GatewayService:
         policy, messages, refusal = RequestPolicy.for_chat(route.vertical, messages)
         call.policy = policy
         counter = self.counters[route.engine.base_name]
-        prompt_tokens = await self._check_context(route, PromptCounter.upper_bound_chat(messages),
-                                                  lambda: counter.exact_chat(messages), max_tokens)
-        self._admit(call, min(prompt_tokens, len(call.prompt_text) // 3 + 16) + max_tokens * req.n)
+        # admitted (and counted against the key's limits) before any tokenizer runs on the prompt
+        self._admit(call, estimate_tokens(call.prompt_text) + max_tokens * req.n)
+        prompt_bytes = PromptCounter.prompt_bytes_chat(messages)
+        await self._check_context(route, PromptCounter.upper_bound_chat(messages),
+                                  lambda: counter.lower_bound(prompt_bytes), lambda: counter.exact_chat(messages),
+                                  max_tokens)
         if refusal is not None:
             self.metrics.policy.labels(vertical=call.vertical, action="refusal").inc()
             return self._refusal(call, req, refusal, "chat")
@@ -215,14 +229,16 @@ class GatewayService:
         route = self._route(call, req.model)
         max_tokens = self._limits(req, route)
         prompts = req.prompts()
+        if len(prompts) > self.config.limits.max_prompts:
+            raise bad_request(f"at most {self.config.limits.max_prompts} prompts are allowed in one request", "prompt")
         call.prompt_text = "\n".join(prompts)
         policy, refusal = RequestPolicy.for_completion(route.vertical, prompts)
         call.policy = policy
         counter = self.counters[route.engine.base_name]
-        prompt_tokens = await self._check_context(route, PromptCounter.upper_bound_text(prompts),
-                                                  lambda: counter.exact_text(prompts), max_tokens)
-        self._admit(call, min(prompt_tokens, len(call.prompt_text) // 3 + 16) * len(prompts)
-                    + max_tokens * req.n * len(prompts))
+        self._admit(call, sum(estimate_tokens(p) for p in prompts) + max_tokens * req.n * len(prompts))
+        longest = max(len(p.encode()) for p in prompts)
+        await self._check_context(route, PromptCounter.upper_bound_text(prompts), lambda: counter.lower_bound(longest),
+                                  lambda: counter.exact_text(prompts), max_tokens)
         if refusal is not None:
             self.metrics.policy.labels(vertical=call.vertical, action="refusal").inc()
             return self._refusal(call, req, refusal, "completions")

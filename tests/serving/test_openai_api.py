@@ -154,6 +154,15 @@ def test_rate_limit_answers_429_with_retry_after(gateway, serving_stack):
     with pytest.raises(openai.RateLimitError) as info:
         client.completions.create(model="petrochem", prompt="Hi", max_tokens=1)
     assert 1 <= int(info.value.response.headers["retry-after"]) <= 60
+    # oversized prompts are admitted and counted before anything tokenizes them, then refused untokenized
+    looping = OpenAI(base_url=url + "/v1", api_key=serving_stack.key(["petrochem"], rpm=2), max_retries=0)
+    for _ in range(2):
+        with pytest.raises(openai.BadRequestError, match="at least .* tokens"):
+            looping.completions.create(model="petrochem", prompt="word " * 150_000, max_tokens=4)
+    with pytest.raises(openai.RateLimitError):
+        looping.completions.create(model="petrochem", prompt="word " * 150_000, max_tokens=4)
+    with pytest.raises(openai.BadRequestError, match="at most 128 prompts"):
+        client.completions.create(model="petrochem", prompt=["Hi"] * 129, max_tokens=1)
     tokens = OpenAI(base_url=url + "/v1", api_key=serving_stack.key(["petrochem"], tpm=60), max_retries=0)
     with pytest.raises(openai.RateLimitError, match="tokens per minute"):
         tokens.completions.create(model="petrochem", prompt="Hi", max_tokens=100)

@@ -125,3 +125,18 @@ def test_a_managed_process_dies_with_the_process_that_started_it(tmp_path):
         time.sleep(0.05)
     os.kill(child, signal.SIGKILL)
     raise AssertionError("the child outlived its killed parent")
+
+
+def test_a_prompt_too_long_by_its_bytes_alone_is_refused_without_tokenizing():
+    from domainlm.models import resolve_base
+    from domainlm.serving.context import PromptCounter
+
+    counter = _counter(resolve_base().path)
+    longest = counter.longest_token_bytes()
+    assert 8 <= longest <= 256
+    text = "word " * 200_000                                   # 1 MB: tokenizing it would take seconds
+    assert counter.lower_bound(len(text.encode())) * longest >= len(text.encode())
+    assert counter.lower_bound(len(text.encode())) > 2048    # refused against a 2,048-token context, untokenized
+    sample = "The reactor's relief valve lifted at 12 bar; 反应器安全阀在12巴起跳。" * 5
+    exact = asyncio.run(counter.exact_text([sample]))
+    assert counter.lower_bound(len(sample.encode())) <= exact <= PromptCounter.upper_bound_text([sample])
