@@ -99,6 +99,21 @@ def test_verticals_show_registry_state_gates_and_titles(console_client):
     assert medical["served"] is False and medical["engine"] is None  # this app runs no engine
 
 
+def test_a_scoped_key_sees_only_its_verticals(console_client):
+    cc = console_client
+    medical_only = cc.service.keys.create("medical-only", ["medical", "admin"])[0]
+    names = [v["name"] for v in cc.call("GET", "/console/api/verticals", medical_only).json()["verticals"]]
+    assert names == ["medical"]
+    assert cc.call("GET", "/console/api/registry/medical", medical_only).status_code == 200
+    for method, path, body in [("GET", "/console/api/registry/petrochem", None),
+                               ("GET", "/console/api/reports/petrochem/1", None),
+                               ("POST", "/console/api/registry/petrochem/promote", {"version": 1, "force": True}),
+                               ("POST", "/console/api/registry/petrochem/rollback", None)]:
+        refused = cc.call(method, path, medical_only, json=body)
+        assert refused.status_code == 403, (path, refused.text)
+        assert refused.json()["error"]["code"] == "insufficient_scope"
+
+
 def test_registry_history_carries_manifest_details(console_client, base_model, medical_adapter_v2):
     import json
 

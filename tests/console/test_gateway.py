@@ -52,7 +52,7 @@ def test_verticals_name_the_engine_and_backend_that_serve_them(gateway, serving_
         assert rows[vertical]["production"] == serving_stack.service.registry.production(vertical).version
 
 
-def test_audit_shows_medical_prompts_only_as_hashes_and_live_counts_them(gateway):
+def test_audit_shows_medical_prompts_only_as_hashes_and_live_counts_them(gateway, serving_stack):
     from openai import OpenAI
 
     url, key = gateway
@@ -71,3 +71,6 @@ def test_audit_shows_medical_prompts_only_as_hashes_and_live_counts_them(gateway
     live = {r["vertical"]: r for r in get(url, key, "/console/api/live")["verticals"]}
     assert live["medical"]["requests"] >= 1 and live["medical"]["completion_tokens"] >= 4
     assert live["medical"]["p50_ms"] > 0
+    # a key scoped to another vertical does not see medical's traffic
+    seen = {r["vertical"] for r in get(url, serving_stack.key(["petrochem"]), "/console/api/live")["verticals"]}
+    assert seen <= {"petrochem"}

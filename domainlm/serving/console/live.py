@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 WINDOW_S = 60.0  # requests/s and p50/p99 are over the last minute
+MIN_SAMPLE_GAP_S = 1.0  # reads closer together than this reuse the history instead of adding to it
 
 
 @dataclass
@@ -100,7 +101,8 @@ class LiveSampler:
         now = self.clock()
         current = snapshot(self.registry)
         with self._lock:
-            self._samples.append((now, current))
+            if now - self._samples[-1][0] >= MIN_SAMPLE_GAP_S:   # a flood of reads cannot grow the history
+                self._samples.append((now, current))
             # keep the newest sample that is at least window_s old as the reference point
             while len(self._samples) > 2 and self._samples[1][0] <= now - self.window_s:
                 self._samples.popleft()

@@ -75,6 +75,15 @@ def known_vertical(state: ConsoleState, vertical: str) -> str:
     return vertical
 
 
+def scoped_vertical(state: ConsoleState, vertical: str, key: ApiKey) -> str:
+    """A known vertical this key may see: a key scoped to `medical` reads nothing of petrochem (403)."""
+    vertical = known_vertical(state, vertical)
+    if not key.can_use(vertical):
+        raise APIError(403, f"this key may not use vertical '{vertical}'; its scopes are {list(key.scopes)}",
+                       param="vertical", code="insufficient_scope")
+    return vertical
+
+
 async def in_thread(fn, *args):
     """Registry and audit reads touch SQLite and files: off the event loop, errors in the OpenAI shape."""
     try:
@@ -92,13 +101,14 @@ async def session(key: ApiKey = Depends(api_key)):
 @api.get("/verticals")
 async def verticals(request: Request, key: ApiKey = Depends(api_key)):
     state = state_of(request)
-    return {"verticals": await in_thread(views.verticals_view, state.registry, state.serving())}
+    rows = await in_thread(views.verticals_view, state.registry, state.serving())
+    return {"verticals": [row for row in rows if key.can_use(row["name"])]}
 
 
 @api.get("/registry/{vertical}")
 async def registry(vertical: str, request: Request, key: ApiKey = Depends(api_key)):
     state = state_of(request)
-    vertical = known_vertical(state, vertical)
+    vertical = scoped_vertical(state, vertical, key)
     return await in_thread(views.registry_view, state.registry, vertical)
 
 
@@ -111,7 +121,7 @@ class PromoteBody(BaseModel):
 async def promote(vertical: str, body: PromoteBody, request: Request, key: ApiKey = Depends(api_key)):
     need_admin(key, "Promoting")
     state = state_of(request)
-    vertical = known_vertical(state, vertical)
+    vertical = scoped_vertical(state, vertical, key)
     if state.served(vertical):  # the gateway's own admin path: load on every replica, then switch the alias
         await admin.promote(PromoteRequest(vertical=vertical, version=body.version, force=body.force), request, key)
     else:  # not served here: a registry-only change, with the same gate check
@@ -123,7 +133,7 @@ async def promote(vertical: str, body: PromoteBody, request: Request, key: ApiKe
 async def rollback(vertical: str, request: Request, key: ApiKey = Depends(api_key)):
     need_admin(key, "Rolling back")
     state = state_of(request)
-    vertical = known_vertical(state, vertical)
+    vertical = scoped_vertical(state, vertical, key)
     if state.served(vertical):
         await admin.rollback(RollbackRequest(vertical=vertical), request, key)
     else:
@@ -134,13 +144,17 @@ async def rollback(vertical: str, request: Request, key: ApiKey = Depends(api_ke
 @api.get("/reports/{vertical}/{version}")
 async def report(vertical: str, version: str, request: Request, key: ApiKey = Depends(api_key)):
     state = state_of(request)
-    vertical, version = known_vertical(state, vertical), version_param(version)
+    vertical, version = scoped_vertical(state, vertical, key), version_param(version)
     return await in_thread(report_view, state.registry, vertical, version)
 
 
 @api.get("/live")
 async def live(request: Request, key: ApiKey = Depends(api_key)):
-    return state_of(request).sampler.read()
+    live = state_of(request).sampler.read()
+    # the base models' traffic shows as vertical "base": the key needs scope 'base' to see it
+    live["verticals"] = [row for row in live["verticals"]
+                         if key.can_use(None if row["vertical"] == "base" else row["vertical"])]
+    return live
 
 
 @api.get("/audit")
