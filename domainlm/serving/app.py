@@ -57,6 +57,44 @@ class BodyLimit:
             await too_big.response()(scope, receive, send)
 
 
+LOOPBACK = ("127.0.0.1", "::1", "localhost", "0:0:0:0:0:0:0:1")
+
+
+def allowed_hosts(gateway) -> frozenset[str] | None:
+    """Host header values the gateway answers (None = any). A gateway bound to loopback answers only loopback names
+    unless told otherwise: a web page that re-points its own domain at 127.0.0.1 (DNS rebinding) sends its own
+    name as Host and is refused."""
+    if gateway.allowed_hosts is not None:
+        return None if "*" in gateway.allowed_hosts else frozenset(h.lower() for h in gateway.allowed_hosts)
+    return frozenset(LOOPBACK) if gateway.host in LOOPBACK else None
+
+
+def host_name(value: str) -> str:
+    """'example.com:8080' → 'example.com', '[::1]:8080' → '::1'."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class HostCheck:
+    """Pure ASGI middleware: a request whose Host is not an allowed name gets 400 before any route runs."""
+
+    def __init__(self, app, allowed: frozenset[str] | None):
+        self.app = app
+        self.allowed = allowed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or self.allowed is None:
+            return await self.app(scope, receive, send)
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+        if host_name(host) not in self.allowed:
+            refused = APIError(400, f"Host '{host[:100]}' is not one this gateway answers (gateway.allowed_hosts)",
+                               code="invalid_host")
+            return await refused.response()(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -136,6 +174,7 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
                   description="OpenAI-compatible gateway for vertical LoRA adapters (domainlm).")
     app.state.service = service
     app.add_middleware(BodyLimit, limit=config.gateway.max_body_bytes)
+    app.add_middleware(HostCheck, allowed=allowed_hosts(config.gateway))
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(admin.router)

@@ -31,7 +31,8 @@ from domainlm.serving.router import ModelTable, Route
 
 logger = log.get("serving")
 
-ANONYMOUS = ApiKey(id="anonymous", name="anonymous (auth.required: false)", scopes=("*", "base", "admin"),
+# an open gateway serves every model to anyone, but /admin never: that needs a real key with the admin scope
+ANONYMOUS = ApiKey(id="anonymous", name="anonymous (auth.required: false)", scopes=("*", "base"),
                    rpm=None, tpm=None, created_at="")
 FORWARDED = ("temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
 
