@@ -28,6 +28,8 @@ class GatewaySection(Strict):
 class VllmSection(Strict):
     replicas: int = Field(1, ge=0)            # managed `vllm serve` processes per base (0 = only remote ones)
     remote: list[str] = Field(default_factory=list)  # URLs of vLLM servers started elsewhere (same adapter paths)
+    api_key_env: str | None = None            # variable holding the vLLM servers' key (remote ones' --api-key); unset:
+                                              # managed replicas get a random key per engine, remote ones none
     port_start: int = Field(18100, ge=1024, le=65000)  # managed replicas listen from here on (next free port)
     max_loras: int = Field(4, ge=1)           # adapters in one batch (vLLM --max-loras)
     max_lora_rank: int = Field(16, ge=1)      # largest adapter rank accepted (vLLM --max-lora-rank)

@@ -8,13 +8,14 @@ import os
 import httpx
 import pytest
 
-from tests.fixtures.serving import build_adapter
+from tests.fixtures.serving import REPLICA_KEY_ENV, build_adapter
 
 pytestmark = pytest.mark.slow
 
 
 def served_on_vllm(url: str) -> dict[str, dict]:
-    return {m["id"]: m for m in httpx.get(url + "/v1/models", timeout=30).json()["data"]}
+    headers = {"Authorization": f"Bearer {os.environ[REPLICA_KEY_ENV]}"}
+    return {m["id"]: m for m in httpx.get(url + "/v1/models", headers=headers, timeout=30).json()["data"]}
 
 
 def test_hot_load_promote_rollback_unload(gateway, serving_stack, base_model, tmp_path):
@@ -34,6 +35,14 @@ def test_hot_load_promote_rollback_unload(gateway, serving_stack, base_model, tm
     user = serving_stack.key(["medical"])
     assert admin_post("/admin/load", {"model": v2.ref}, {"Authorization": f"Bearer {user}"}).status_code == 403
     assert chat(v2.ref).status_code == 404  # not loaded yet
+    # the vLLM server itself, reached directly: loopback only, and no adapter swap without its key
+    managed = serving_stack.managed()
+    assert managed.url.startswith("http://127.0.0.1:") and "--host" in managed.process.spec.command()
+    assert managed.process.spec.command()[managed.process.spec.command().index("--host") + 1] == "127.0.0.1"
+    bypass = httpx.post(managed.url + "/v1/load_lora_adapter", timeout=30,
+                        json={"lora_name": "medical@1", "lora_path": str(v2.path)})
+    assert bypass.status_code == 401
+    assert httpx.get(managed.url + "/v1/models", timeout=30).status_code == 401
 
     loaded = admin_post("/admin/load", {"model": v2.ref})
     assert loaded.status_code == 200, loaded.text

@@ -18,6 +18,7 @@ from domainlm.serving.engines.vllm_process import ProcessSpec, VllmProcess
 class Replica:
     url: str                                  # http://host:port (no trailing slash)
     process: VllmProcess | None = None        # None: a remote server we attach to and cannot restart
+    api_key: str | None = None                # the server's --api-key / VLLM_API_KEY (guards its /v1 routes)
     healthy: bool = False
     inflight: int = 0
     served: int = 0                           # requests routed here (for status and tests)
@@ -31,6 +32,9 @@ class Replica:
     @property
     def managed(self) -> bool:
         return self.process is not None
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def mark_down(self, why: str) -> None:
         self.healthy = False

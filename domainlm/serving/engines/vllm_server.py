@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +36,18 @@ ROUTES = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
 
 
+def configured_api_key(settings) -> str | None:
+    """The key the vLLM servers use (remote ones were started with it as --api-key), from the variable the config
+    names; None when it names none."""
+    name = settings.api_key_env
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if not value:
+        raise ValueError(f"vllm.api_key_env names ${name}, which is not set: export the vLLM servers' key there")
+    return value
+
+
 class AdapterLoadError(Exception):
     """The adapter could not be loaded on every healthy replica, or the load did not take."""
 
@@ -50,7 +64,12 @@ class VllmEngine:
         self.log_dir = log_dir
         self.merge_dir = merge_dir
         self.retry_after_s = retry_after_s
-        self.env = {**backend_env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **settings.env}
+        # managed replicas listen on loopback and answer /v1 (runtime LoRA loading included) only with this key
+        # (a fresh one per engine unless configured): whoever reaches a replica cannot swap an adapter past the gateway
+        self.remote_api_key = configured_api_key(settings)
+        self.api_key = self.remote_api_key or secrets.token_urlsafe(32)
+        self.env = {**backend_env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **settings.env,
+                    "VLLM_API_KEY": self.api_key}
         if backend_env.get("VLLM_TARGET_DEVICE") == "cpu":
             self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
             if settings.omp_threads_bind:
@@ -82,7 +101,7 @@ class VllmEngine:
             self._next_port = port + 1
             name = pool.key.replace("@", "-")
             process = VllmProcess(replace(pool.spec, port=port), self.log_dir / f"vllm-{name}-{port}.log")
-            pool.replicas.append(Replica(url=f"http://127.0.0.1:{port}", process=process,
+            pool.replicas.append(Replica(url=f"http://127.0.0.1:{port}", process=process, api_key=self.api_key,
                                          backoff_s=self.settings.restart_backoff_s))
 
     def _http(self) -> aiohttp.ClientSession:
@@ -105,7 +124,8 @@ class VllmEngine:
         else:
             pool = Pool(key="lora", base_name=self.base_name, lora=True, adapters=dict(wanted),
                         spec=self._spec(self.model_path, [self.base_name], True, wanted) if self.model_path else None)
-            pool.replicas += [Replica(url=u.rstrip("/"), backoff_s=s.restart_backoff_s) for u in s.remote]
+            pool.replicas += [Replica(url=u.rstrip("/"), backoff_s=s.restart_backoff_s, api_key=self.remote_api_key)
+                              for u in s.remote]
             if pool.spec and s.replicas:
                 self._add_managed(pool, s.replicas)
             self.pools["lora"] = pool
@@ -167,7 +187,7 @@ class VllmEngine:
                 await self._restart(pool, replica)
             return
         try:
-            response = await self._probe.get(replica.url + "/health")
+            response = await self._probe.get(replica.url + "/health", headers=replica.headers())
             ok = response.status_code == 200
         except httpx.HTTPError as exc:
             ok, response = False, exc
@@ -244,7 +264,8 @@ class VllmEngine:
         while True:
             replica = self._claim(pool, tried)
             try:
-                async with self._http().post(replica.url + ROUTES[route], json=body) as response:
+                async with self._http().post(replica.url + ROUTES[route], json=body,
+                                                  headers=replica.headers()) as response:
                     status, raw = response.status, await response.read()
             except CONNECT_ERRORS as exc:
                 replica.mark_down(f"request failed: {exc!r}")
@@ -263,7 +284,8 @@ class VllmEngine:
             replica = self._claim(pool, tried)
             started = False
             try:
-                async with self._http().post(replica.url + ROUTES[route], json=body) as response:
+                async with self._http().post(replica.url + ROUTES[route], json=body,
+                                                  headers=replica.headers()) as response:
                     if response.status != 200:
                         _json_or_error(response.status, await response.read())
                     async for payload in data_payloads(response.content.iter_any()):
@@ -285,13 +307,13 @@ class VllmEngine:
         return self._locks.setdefault(name, asyncio.Lock())
 
     async def _served(self, replica: Replica) -> dict[str, dict]:
-        response = await self._probe.get(replica.url + "/v1/models")
+        response = await self._probe.get(replica.url + "/v1/models", headers=replica.headers())
         response.raise_for_status()
         return {m["id"]: m for m in response.json().get("data", [])}
 
     async def _load_on(self, replica: Replica, adapter: Adapter) -> None:
         try:
-            response = await self._probe.post(replica.url + "/v1/load_lora_adapter",
+            response = await self._probe.post(replica.url + "/v1/load_lora_adapter", headers=replica.headers(),
                                               json={"lora_name": adapter.name, "lora_path": str(adapter.path)})
         except httpx.HTTPError as exc:
             raise AdapterLoadError(f"{replica.url}: load request failed: {exc!r}") from None
@@ -311,7 +333,7 @@ class VllmEngine:
         card = served.get(adapter.name)
         if card is None or card.get("parent") != self.base_name:
             raise AdapterLoadError(f"{replica.url}: '{adapter.name}' is not listed after loading")
-        probe = await self._probe.post(replica.url + "/v1/completions",
+        probe = await self._probe.post(replica.url + "/v1/completions", headers=replica.headers(),
                                         json={"model": adapter.name, "prompt": "Hi", "max_tokens": 1,
                                               "temperature": 0})
         if probe.status_code != 200:
@@ -340,7 +362,8 @@ class VllmEngine:
             logger.info("adapter loaded", adapter=adapter.name, replicas=len(healthy))
 
     async def _unload_on(self, replica: Replica, name: str) -> None:
-        response = await self._probe.post(replica.url + "/v1/unload_lora_adapter", json={"lora_name": name})
+        response = await self._probe.post(replica.url + "/v1/unload_lora_adapter", headers=replica.headers(),
+                                          json={"lora_name": name})
         if response.status_code not in (200, 404):
             raise AdapterLoadError(f"{replica.url}: unload answered {response.status_code}: {response.text[:300]}")
 
