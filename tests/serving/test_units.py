@@ -140,3 +140,26 @@ def test_a_prompt_too_long_by_its_bytes_alone_is_refused_without_tokenizing():
     sample = "The reactor's relief valve lifted at 12 bar; 反应器安全阀在12巴起跳。" * 5
     exact = asyncio.run(counter.exact_text([sample]))
     assert counter.lower_bound(len(sample.encode())) <= exact <= PromptCounter.upper_bound_text([sample])
+
+
+def test_a_tampered_adapter_is_never_loaded_onto_a_replica(tmp_path, base_model):
+    """Finding 7: every (re)load re-hashes the registered folder first; a swapped file stops it before any request."""
+    from domainlm.registry import Registry
+    from domainlm.serving.engines.base import Adapter
+    from domainlm.serving.engines.replica import Replica
+    from domainlm.serving.engines.vllm_server import AdapterLoadError, VllmEngine, adapter_problem
+    from domainlm.serving.config import VllmSection
+    from tests.fixtures.serving import build_adapter
+
+    entry = Registry(tmp_path / "registry").register(build_adapter(tmp_path / "a", base_model, "medical", seed=3))
+    adapter = Adapter(entry.ref, entry.path, "medical", entry.version, entry.artifact_id)
+    assert adapter_problem(adapter) is None
+    weights = entry.path / "adapter_model.safetensors"
+    weights.chmod(0o644)
+    weights.write_bytes(weights.read_bytes()[:-8] + b"\0" * 8)
+    assert "sha256 mismatch" in adapter_problem(adapter)
+    engine = VllmEngine(base_name="smollm2-135m", model_path=None, settings=VllmSection(), backend_env={},
+                        backend_args={}, merged=False, log_dir=tmp_path)
+    unreachable = Replica("http://127.0.0.1:9", api_key="k")   # verification fails before any connection
+    with pytest.raises(AdapterLoadError, match="failed verification, not loaded"):
+        asyncio.run(engine._load_on(unreachable, adapter))

@@ -48,6 +48,21 @@ def configured_api_key(settings) -> str | None:
     return value
 
 
+def adapter_problem(adapter: Adapter) -> str | None:
+    """None when the adapter's files still hash to the artifact that was registered; else what changed. Run before
+    every load and every restart: a file swapped in the registry folder after promotion is never served."""
+    from domainlm.artifacts import artifact_id, verify_artifact
+    from domainlm.errors import DomainlmError
+
+    try:
+        manifest = verify_artifact(adapter.path)
+    except DomainlmError as exc:
+        return str(exc)
+    if artifact_id(manifest) != adapter.artifact_id:
+        return f"{adapter.path}: manifest rewritten since registration (artifact id {artifact_id(manifest)[:12]})"
+    return None
+
+
 class AdapterLoadError(Exception):
     """The adapter could not be loaded on every healthy replica, or the load did not take."""
 
@@ -216,7 +231,14 @@ class VllmEngine:
         process = replica.process
         await asyncio.to_thread(process.stop, 5.0)
         if pool.lora:
-            process.spec = replace(process.spec, lora_modules={n: str(a.path) for n, a in pool.adapters.items()})
+            intact = {}
+            for name, adapter in pool.adapters.items():
+                problem = await asyncio.to_thread(adapter_problem, adapter)
+                if problem:
+                    logger.error("adapter not reloaded: failed verification", adapter=name, error=problem)
+                else:
+                    intact[name] = str(adapter.path)
+            process.spec = replace(process.spec, lora_modules=intact)
         process.start()
         replica.restarts += 1
         replica.healthy_since = 0.0
@@ -231,11 +253,17 @@ class VllmEngine:
             return
         served = await self._served(replica)
         for name, adapter in list(pool.adapters.items()):
-            if name not in served:
-                try:
+            try:
+                if name in served and served[name].get("root") != str(adapter.path):
+                    # another folder under our adapter's name (loaded by someone else): replaced by ours
+                    logger.warning("replica serves a foreign adapter under our name", url=replica.url, adapter=name,
+                                   root=served[name].get("root"))
+                    await self._unload_on(replica, name)
+                    served.pop(name)
+                if name not in served:
                     await self._load_on(replica, adapter)
-                except AdapterLoadError as exc:
-                    logger.error("adapter sync failed", url=replica.url, adapter=name, error=str(exc))
+            except (AdapterLoadError, httpx.HTTPError) as exc:
+                logger.error("adapter sync failed", url=replica.url, adapter=name, error=str(exc))
 
     # --- routing -------------------------------------------------------------------------------------------------
     def _pool_for(self, model: str) -> Pool:
@@ -312,6 +340,9 @@ class VllmEngine:
         return {m["id"]: m for m in response.json().get("data", [])}
 
     async def _load_on(self, replica: Replica, adapter: Adapter) -> None:
+        problem = await asyncio.to_thread(adapter_problem, adapter)
+        if problem:
+            raise AdapterLoadError(f"{adapter.name} failed verification, not loaded: {problem}")
         try:
             response = await self._probe.post(replica.url + "/v1/load_lora_adapter", headers=replica.headers(),
                                               json={"lora_name": adapter.name, "lora_path": str(adapter.path)})
