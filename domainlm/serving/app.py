@@ -170,7 +170,9 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
             await service.stop()
             logger.info("gateway stopped")
 
+    docs = config.gateway.api_docs
     app = FastAPI(title="domainlm gateway", version=__version__, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url=None, openapi_url="/openapi.json" if docs else None,
                   description="OpenAI-compatible gateway for vertical LoRA adapters (domainlm).")
     app.state.service = service
     app.add_middleware(BodyLimit, limit=config.gateway.max_body_bytes)

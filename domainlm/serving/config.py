@@ -21,6 +21,8 @@ class GatewaySection(Strict):
     request_timeout_s: float = Field(600.0, gt=0)   # upstream read timeout per request
     retry_after_s: int = Field(5, ge=1)       # Retry-After sent with 503 while no replica is healthy
     console: bool = True                      # mount the web console at /console when it is installed
+    open_metrics: bool = False                # /metrics without a key (default: an admin key is needed)
+    api_docs: bool = False                    # serve /docs and /openapi.json (they map every route; off by default)
     allowed_hosts: list[str] | None = None    # Host header names answered; None: loopback names when bound to
                                               # loopback, else any; ["*"]: any (DNS-rebinding guard)
 

@@ -75,11 +75,22 @@ async def health():
     return {"status": "ok"}
 
 
+def _is_admin(request: Request) -> bool:
+    """Whether the request carries an admin key (no audit row, no error: ops routes answer either way)."""
+    try:
+        return service_of(request).authenticate(request.headers.get("authorization")).admin
+    except APIError:
+        return False
+
+
 @router.get("/ready", tags=["ops"], responses={503: {"model": ErrorResponse}})
 async def ready(request: Request):
-    """Readiness: every engine has a healthy replica."""
+    """Readiness: every engine has a healthy replica. The status code is for load balancers; which engine is down
+    and why (paths included) only for an admin key."""
     service = service_of(request)
     ok, detail = service.ready()
+    if not _is_admin(request):
+        detail = {}
     if not ok:
         error = APIError(503, "engines are not ready", code="not_ready",
                          retry_after=service.config.gateway.retry_after_s)
@@ -90,6 +101,11 @@ async def ready(request: Request):
 
 @router.get("/metrics", tags=["ops"])
 async def metrics(request: Request):
+    """Prometheus text; needs an admin key (scrape with `authorization: {credentials: <key>}`) unless
+    gateway.open_metrics is true."""
     service = service_of(request)
+    if not service.config.gateway.open_metrics and not _is_admin(request):
+        return APIError(403, "metrics need an API key with the 'admin' scope (or gateway.open_metrics: true)",
+                        code="insufficient_scope").response()
     service.ready()  # refresh the replica gauges
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -173,7 +173,8 @@ def test_metrics_and_audit_follow_logging_rules(client, gateway, serving_stack):
     client.chat.completions.create(model="medical", messages=[{"role": "user", "content": secret}], max_tokens=4)
     client.chat.completions.create(model="petrochem", messages=[{"role": "user", "content": "What is naphtha?"}],
                                    max_tokens=4)
-    metrics = httpx.get(gateway[0] + "/metrics").text
+    assert httpx.get(gateway[0] + "/metrics").status_code == 403           # ops data needs an admin key
+    metrics = httpx.get(gateway[0] + "/metrics", headers={"Authorization": f"Bearer {gateway[1]}"}).text
     assert 'domainlm_requests_total{endpoint="chat",status="200",vertical="medical"}' in metrics
     assert 'domainlm_tokens_total{kind="completion",vertical="petrochem"}' in metrics
     assert "domainlm_request_latency_seconds_bucket" in metrics and "domainlm_errors_total" in metrics
@@ -191,5 +192,7 @@ def test_metrics_and_audit_follow_logging_rules(client, gateway, serving_stack):
 def test_health_ready_and_console_hook(gateway):
     url, _ = gateway
     assert httpx.get(url + "/health").json() == {"status": "ok"}
-    ready = httpx.get(url + "/ready").json()
+    assert httpx.get(url + "/ready").json() == {"status": "ready"}         # no details without a key
+    ready = httpx.get(url + "/ready", headers={"Authorization": f"Bearer {gateway[1]}"}).json()
     assert ready["status"] == "ready" and ready["engines"] == {"smollm2-135m": True}
+    assert httpx.get(url + "/openapi.json").status_code == 404 and httpx.get(url + "/docs").status_code == 404
