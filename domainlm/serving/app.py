@@ -10,6 +10,7 @@ The web console (domainlm.serving.console, when installed) is mounted by `mount(
 from __future__ import annotations
 
 import importlib
+import time
 import uuid
 from contextlib import asynccontextmanager
 
@@ -95,6 +96,44 @@ class HostCheck:
         return await self.app(scope, receive, send)
 
 
+AUDITED_PREFIXES = ("/admin", "/console/api", "/metrics", "/ready")
+
+
+class AuditOps:
+    """Pure ASGI middleware: every admin and console-API action (anything but a read) and every refusal (4xx) on
+    those routes and the ops routes gets an audit row — who (key id, when known), what (method and path), status.
+    The OpenAI routes audit themselves (serving.py), with tokens and policy."""
+
+    def __init__(self, app, service):
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(AUDITED_PREFIXES):
+            return await self.app(scope, receive, send)
+        started, status = time.perf_counter(), [500]
+
+        async def watched(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            method = scope.get("method", "")
+            if method not in ("GET", "HEAD") or status[0] >= 400:
+                key = (scope.get("state") or {}).get("key")
+                headers = dict(scope.get("headers") or [])
+                self.service.audit.record(
+                    request_id=headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex,
+                    key_id=getattr(key, "id", None), endpoint=f"{method} {path[:200]}", model=None, vertical=None,
+                    version=None, status=status[0], error=None, stream=False,
+                    latency_ms=round((time.perf_counter() - started) * 1000, 3), prompt_tokens=None,
+                    completion_tokens=None, policy=None)
+
+
 class _TooLarge(Exception):
     pass
 
@@ -176,6 +215,7 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
                   description="OpenAI-compatible gateway for vertical LoRA adapters (domainlm).")
     app.state.service = service
     app.add_middleware(BodyLimit, limit=config.gateway.max_body_bytes)
+    app.add_middleware(AuditOps, service=service)
     app.add_middleware(HostCheck, allowed=allowed_hosts(config.gateway))
     install_error_handlers(app)
     app.include_router(routes.router)

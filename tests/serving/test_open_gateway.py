@@ -35,3 +35,33 @@ def test_a_loopback_gateway_answers_only_loopback_host_names(tmp_path):
     assert host_name("[::1]:8080") == "::1" and host_name("LocalHost:1") == "localhost"
     assert allowed_hosts(_config(tmp_path, host="0.0.0.0").gateway) is None
     assert allowed_hosts(_config(tmp_path, allowed_hosts=["*"]).gateway) is None
+
+
+def test_admin_actions_and_refusals_on_every_route_are_audited(tmp_path):
+    """Finding 11: key creation and revocation, and 401/403 outside /v1, each leave an audit row naming the key."""
+    config = ServeConfig.model_validate({
+        "registry": str(tmp_path / "registry"), "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 0},
+        "audit": {"db": str(tmp_path / "gw.sqlite"), "flush_interval_s": 0.05},
+        "gateway": {"console": True, "allowed_hosts": ["testserver"]}, "bases": []})
+    app = create_app(config)
+    with TestClient(app) as client:
+        service = app.state.service
+        admin = service.keys.create("root", ["admin"])[0]
+        viewer = service.keys.create("viewer", ["medical"])[0]
+        created = client.post("/admin/keys", json={"name": "new", "scopes": ["medical"]},
+                              headers={"Authorization": f"Bearer {admin}"})
+        assert created.status_code == 200
+        new_id = created.json()["id"]
+        assert client.delete(f"/admin/keys/{new_id}", headers={"Authorization": f"Bearer {admin}"}).status_code == 200
+        assert client.get("/admin/keys", headers={"Authorization": f"Bearer {viewer}"}).status_code == 403
+        assert client.get("/console/api/audit").status_code == 401
+        assert client.get("/metrics").status_code == 403
+        service.audit.flush()
+        rows = {(r["endpoint"], r["status"]): r for r in service.audit.rows(limit=50)}
+    admin_id = next(k.id for k in service.keys.list() if k.name == "root")
+    viewer_id = next(k.id for k in service.keys.list() if k.name == "viewer")
+    assert rows[("POST /admin/keys", 200)]["key_id"] == admin_id
+    assert rows[(f"DELETE /admin/keys/{new_id}", 200)]["key_id"] == admin_id
+    assert rows[("GET /admin/keys", 403)]["key_id"] == viewer_id
+    assert rows[("GET /console/api/audit", 401)]["key_id"] is None
+    assert ("GET /metrics", 403) in rows
