@@ -7,6 +7,7 @@ a vertical name (`medical`), `*` (every vertical), `base` (the base models), `ad
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 import secrets
 import sqlite3
 import time
@@ -83,12 +84,19 @@ def check_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(out))
 
 
+MAX_CACHED = 10_000   # known keys kept in memory (least recently used evicted first)
+MAX_UNKNOWN = 1_024   # unknown secrets remembered (so a flood of random tokens never evicts real keys)
+
+
 class KeyStore:
     def __init__(self, db: str | Path | None = None, cache_ttl_s: float = 2.0):
         self.path = Path(db) if db else default_db()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.cache_ttl_s = cache_ttl_s
-        self._cache: dict[str, tuple[ApiKey | None, float]] = {}
+        # bounded LRUs: found keys, and a small one for unknown secrets (a flood of random tokens evicts only those)
+        self._cache: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._revoked: tuple[frozenset[str], float] = (frozenset(), 0.0)
         with self._connect() as db_:
             db_.executescript(SCHEMA)
 
@@ -136,20 +144,41 @@ class KeyStore:
                        (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), key_id))
             row = db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
         self._cache.clear()
+        self._revoked = (frozenset(), 0.0)
         return self._row(row)
+
+    def is_revoked(self, key_id: str, max_age_s: float = 1.0) -> bool:
+        """Whether the key is revoked now, read from the database at most once per `max_age_s` for all callers:
+        streams in flight re-check while they relay, so a revocation (CLI or admin API) ends them within a second."""
+        ids, read_at = self._revoked
+        clock = time.monotonic()
+        if clock - read_at >= max_age_s:
+            with self._connect() as db:
+                ids = frozenset(r["id"] for r in db.execute("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL"))
+            self._revoked = (ids, clock)
+        return key_id in ids
 
     def authenticate(self, plaintext: str) -> ApiKey | None:
         """The active key for this secret, or None. Lookups are cached for cache_ttl_s (hot path)."""
         digest = sha256_bytes(plaintext)
-        cached = self._cache.get(digest)
         clock = time.monotonic()
+        cached = self._cache.get(digest)
         if cached and cached[1] > clock:
+            self._cache.move_to_end(digest)
             return cached[0]
+        if self._unknown.get(digest, 0.0) > clock:
+            return None
         with self._connect() as db:
             row = db.execute("SELECT * FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL",
                              (digest,)).fetchone()
-        key = self._row(row) if row else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
+        if row is None:
+            self._unknown[digest] = clock + self.cache_ttl_s
+            while len(self._unknown) > MAX_UNKNOWN:
+                self._unknown.popitem(last=False)
+            return None
+        key = self._row(row)
         self._cache[digest] = (key, clock + self.cache_ttl_s)
+        self._cache.move_to_end(digest)
+        while len(self._cache) > MAX_CACHED:
+            self._cache.popitem(last=False)
         return key

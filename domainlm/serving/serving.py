@@ -296,9 +296,18 @@ class GatewayService:
         texts: dict[int, str] = {}
         usage_payload = None
         ttft_done = False
+        checked = time.monotonic()
         try:
             payload = first
             while payload is not None:
+                if time.monotonic() - checked >= 1.0:   # a key revoked mid-stream stops its streams within ~1 s
+                    checked = time.monotonic()
+                    if call.key is not None and await asyncio.to_thread(self.keys.is_revoked, call.key.id):
+                        call.status, call.error = 403, "API key revoked during the stream"
+                        yield frame(json.dumps(APIError(403, "this API key was revoked", code="invalid_api_key")
+                                               .body()).encode())
+                        yield DONE_FRAME
+                        return
                 if not ttft_done:
                     self.metrics.ttft.labels(vertical=call.vertical).observe(time.perf_counter() - call.started)
                     ttft_done = True

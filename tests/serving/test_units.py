@@ -163,3 +163,26 @@ def test_a_tampered_adapter_is_never_loaded_onto_a_replica(tmp_path, base_model)
     unreachable = Replica("http://127.0.0.1:9", api_key="k")   # verification fails before any connection
     with pytest.raises(AdapterLoadError, match="failed verification, not loaded"):
         asyncio.run(engine._load_on(unreachable, adapter))
+
+
+def test_revocation_from_another_process_is_seen_within_a_second_and_floods_cannot_evict_keys(tmp_path):
+    """Findings 13 and 5: the gateway's KeyStore notices a CLI revocation (another KeyStore on the same database)
+    within max_age_s; random bearer tokens fill only a small negative cache, never the known keys' LRU."""
+    import time
+
+    from domainlm.serving import auth
+    from domainlm.serving.auth import KeyStore
+
+    gateway, cli = KeyStore(tmp_path / "k.sqlite", cache_ttl_s=60), KeyStore(tmp_path / "k.sqlite")
+    secret, record = gateway.create("stream", ["medical"])
+    assert gateway.authenticate(secret) is not None and not gateway.is_revoked(record.id)
+    cli.revoke(record.id)
+    assert gateway.authenticate(secret) is not None        # the auth cache still holds it (cache_ttl_s = 60) ...
+    time.sleep(1.05)
+    assert gateway.is_revoked(record.id)                    # ... but streams re-check revocation every second
+    other, _ = gateway.create("other", ["medical"])
+    assert gateway.authenticate(other) is not None
+    for i in range(auth.MAX_UNKNOWN + 500):
+        assert gateway.authenticate(f"dlm_nope_{i}") is None
+    assert len(gateway._unknown) == auth.MAX_UNKNOWN
+    assert any(cached[0].name == "other" for cached in gateway._cache.values())
