@@ -42,17 +42,31 @@ MAX_TEXT = 8000  # characters of prompt/answer text kept per row
 
 
 class AuditLog:
-    def __init__(self, path: str | Path, flush_interval_s: float = 0.5):
+    """Rows are queued (bounded: `max_queue`) and written in batches by one thread. A failed write (disk full, a
+    locked database) is retried with backoff until it succeeds, the rows kept; while it fails, rows beyond the
+    queue's bound are dropped and counted. `status()` says which, for /ready and /metrics."""
+
+    def __init__(self, path: str | Path, flush_interval_s: float = 0.5, max_queue: int = 100_000,
+                 busy_timeout_s: float = 5.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_interval_s = flush_interval_s
+        self.busy_timeout_s = busy_timeout_s
         db = sqlite3.connect(self.path)
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
         db.close()
-        self._queue: queue.Queue = queue.Queue()
+        self.dropped = 0                 # rows lost because the queue was full while writes failed
+        self.failures = 0                # failed write attempts
+        self.last_error: str | None = None   # set while writes fail, cleared by the next success
+        self._closing = False
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._writer, name="audit-writer", daemon=True)
         self._thread.start()
+
+    def status(self) -> dict:
+        return {"ok": self.last_error is None and self._thread.is_alive(), "error": self.last_error,
+                "dropped_rows": self.dropped, "failed_writes": self.failures, "queued": self._queue.qsize()}
 
     def record(self, **row) -> None:
         now = time.time()
@@ -63,10 +77,38 @@ class AuditLog:
         if isinstance(row.get("policy"), (dict, list)):
             row["policy"] = json.dumps(row["policy"], ensure_ascii=False)
         row["stream"] = int(bool(row.get("stream")))
-        self._queue.put(tuple(row.get(f) for f in FIELDS))
+        try:
+            self._queue.put_nowait(tuple(row.get(f) for f in FIELDS))
+        except queue.Full:
+            self.dropped += 1
+
+    def _commit(self, holder: list, sql: str, batch: list) -> None:
+        """Write the batch, retrying with backoff (0.1 s → 5 s) until it lands; only a closing log gives up."""
+        delay = 0.1
+        while True:
+            try:
+                if holder[0] is None:
+                    holder[0] = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
+                holder[0].executemany(sql, batch)
+                holder[0].commit()
+                self.last_error = None
+                return
+            except sqlite3.Error as exc:
+                self.failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                try:
+                    holder[0].close()
+                except (sqlite3.Error, AttributeError):
+                    pass
+                holder[0] = None
+                if self._closing:
+                    self.dropped += len(batch)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _writer(self) -> None:
-        db = sqlite3.connect(self.path, timeout=30)
+        holder: list = [None]
         sql = f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
         while True:
             item = self._queue.get()
@@ -75,8 +117,8 @@ class AuditLog:
                 if item is None:
                     stop = True
                 elif isinstance(item, threading.Event):
-                    db.executemany(sql, batch)
-                    db.commit()
+                    if batch:
+                        self._commit(holder, sql, batch)
                     batch = []
                     item.set()
                 else:
@@ -86,21 +128,28 @@ class AuditLog:
                 except queue.Empty:
                     break
             if batch:
-                db.executemany(sql, batch)
-                db.commit()
+                self._commit(holder, sql, batch)
             if stop:
-                db.close()
+                if holder[0] is not None:
+                    holder[0].close()
                 return
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything recorded so far is on disk (tests, shutdown)."""
         done = threading.Event()
-        self._queue.put(done)
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return
         done.wait(timeout)
 
     def close(self) -> None:
         self.flush()
-        self._queue.put(None)
+        self._closing = True
+        try:
+            self._queue.put(None, timeout=10)
+        except queue.Full:
+            return
         self._thread.join(10)
 
     def rows(self, limit: int = 100, **where) -> list[dict]:

@@ -29,6 +29,10 @@ class Metrics:
                               ["base"], registry=r)
         self.rate_limited = Counter("domainlm_rate_limited", "Requests refused by a rate limit", ["kind"],
                                     registry=r)
+        self.audit_dropped = Gauge("domainlm_audit_dropped_rows", "Audit rows lost: queue full while writes failed",
+                                   registry=r)
+        self.audit_failures = Gauge("domainlm_audit_failed_writes", "Failed audit write attempts (retried)",
+                                    registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

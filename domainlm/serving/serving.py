@@ -107,7 +107,12 @@ class GatewayService:
             healthy = sum(r["healthy"] for p in status.get("pools", {}).values() for r in p["replicas"]) \
                 if "pools" in status else int(engine.ready())
             self.metrics.replicas.labels(base=name).set(healthy)
-        return bool(engines) and all(engines.values()), {"engines": engines, "problems": self.problems}
+        audit = self.audit.status()
+        self.metrics.audit_dropped.set(audit["dropped_rows"])
+        self.metrics.audit_failures.set(audit["failed_writes"])
+        problems = self.problems + ([f"audit log writes failing ({audit['error']}); {audit['dropped_rows']} rows "
+                                     "dropped so far"] if not audit["ok"] else [])
+        return bool(engines) and all(engines.values()), {"engines": engines, "problems": problems, "audit": audit}
 
     def lock(self, vertical: str) -> asyncio.Lock:
         return self.locks.setdefault(vertical, asyncio.Lock())

@@ -186,3 +186,34 @@ def test_revocation_from_another_process_is_seen_within_a_second_and_floods_cann
         assert gateway.authenticate(f"dlm_nope_{i}") is None
     assert len(gateway._unknown) == auth.MAX_UNKNOWN
     assert any(cached[0].name == "other" for cached in gateway._cache.values())
+
+
+def test_audit_writes_survive_a_locked_database_and_the_queue_stays_bounded(tmp_path):
+    """Finding 6: a locked database fails writes; they are retried (rows kept), the failure is visible in status(),
+    the queue never grows past its bound (extra rows counted as dropped), and writing resumes once the lock goes."""
+    import sqlite3
+    import time
+
+    from domainlm.serving.audit import AuditLog
+
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, flush_interval_s=0.01, max_queue=20, busy_timeout_s=0.05)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    log.record(request_id="r0", endpoint="chat", status=200)
+    deadline = time.time() + 10
+    while log.status()["ok"] and time.time() < deadline:      # the writer is now retrying r0's batch
+        time.sleep(0.05)
+    for i in range(1, 100):
+        log.record(request_id=f"r{i}", endpoint="chat", status=200)
+    status = log.status()
+    assert not status["ok"] and "locked" in status["error"]
+    assert status["queued"] == 20 and status["dropped_rows"] == 99 - 20
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    deadline = time.time() + 15
+    while not log.status()["ok"] and time.time() < deadline:
+        time.sleep(0.05)
+    kept = log.rows(limit=200)
+    assert log.status()["ok"] and len(kept) == 100 - log.status()["dropped_rows"]
+    log.close()
