@@ -7,7 +7,9 @@ only its sha256 (medical), or nothing. Answers are kept only where prompts may b
 from __future__ import annotations
 
 import json
+import os
 import queue
+import secrets
 import sqlite3
 import threading
 import time
@@ -39,6 +41,23 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 FIELDS = ("ts", "request_id", "key_id", "endpoint", "model", "vertical", "version", "status", "error", "stream",
           "latency_ms", "prompt_tokens", "completion_tokens", "prompt", "prompt_sha256", "answer", "policy")
 MAX_TEXT = 8000  # characters of prompt/answer text kept per row
+PURGE_EVERY_S = 3600.0  # how often rows past the retention period are deleted
+
+
+def load_secret(path: Path) -> bytes:
+    """The gateway's HMAC key for hashed prompts: 32 random bytes in a 0600 file, created on first use."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:          # another replica created it first
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secrets.token_bytes(32))
+    return path.read_bytes()
 
 
 class AuditLog:
@@ -47,9 +66,13 @@ class AuditLog:
     queue's bound are dropped and counted. `status()` says which, for /ready and /metrics."""
 
     def __init__(self, path: str | Path, flush_interval_s: float = 0.5, max_queue: int = 100_000,
-                 busy_timeout_s: float = 5.0):
+                 busy_timeout_s: float = 5.0, retention_days: float | None = None,
+                 secret_file: str | Path | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.retention_days = retention_days
+        self.secret = load_secret(Path(secret_file) if secret_file else self.path.parent / "audit-hmac.key")
+        self._purged_at = 0.0
         self.flush_interval_s = flush_interval_s
         self.busy_timeout_s = busy_timeout_s
         db = sqlite3.connect(self.path)
@@ -129,6 +152,8 @@ class AuditLog:
                     break
             if batch:
                 self._commit(holder, sql, batch)
+            if self.retention_days and time.monotonic() - self._purged_at >= PURGE_EVERY_S:
+                self.purge()
             if stop:
                 if holder[0] is not None:
                     holder[0].close()
@@ -151,6 +176,22 @@ class AuditLog:
         except queue.Full:
             return
         self._thread.join(10)
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete rows older than retention_days (prompt text and digests with them); returns how many."""
+        self._purged_at = time.monotonic()
+        if not self.retention_days:
+            return 0
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((now or time.time()) - self.retention_days * 86400))
+        try:
+            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
+            with db:
+                deleted = db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
+            db.close()
+            return deleted
+        except sqlite3.Error as exc:   # retried at the next purge; the writes matter more
+            self.last_error = f"retention purge: {type(exc).__name__}: {exc}"
+            return 0
 
     def rows(self, limit: int = 100, **where) -> list[dict]:
         self.flush()

@@ -101,6 +101,10 @@ class LimitsSection(Strict):
 class AuditSection(Strict):
     db: str | None = None                     # audit database (default $DOMAINLM_HOME/gateway.sqlite)
     flush_interval_s: float = Field(0.5, gt=0)  # audit rows are written in batches off the request path
+    retention_days: float | None = Field(90.0, gt=0)  # rows older than this are deleted (hourly); None = kept
+    base_prompts: Literal["text", "hash", "none"] = "text"  # what the audit keeps of base-model prompts/answers
+    secret_file: str | None = None            # HMAC key for hashed prompts (default: audit-hmac.key beside the db,
+                                              # created 0600); replicas sharing one audit need the same file
 
 
 class ServeConfig(Strict):

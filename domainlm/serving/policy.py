@@ -65,11 +65,15 @@ class RequestPolicy:
                 self.applied.append("disclaimer")
         return suffix
 
-    def audit(self, prompt: str, answer: str | None) -> dict:
-        """Fields the audit row may hold: prompt text + answer, only the prompt's sha256, or nothing."""
+    def audit(self, prompt: str, answer: str | None, secret: bytes | None = None,
+              base_text: str = "text") -> dict:
+        """Fields the audit row may hold: prompt text + answer, only the prompt's keyed digest, or nothing. Base-model
+        calls follow the gateway's audit.base_prompts (text | hash | none); verticals follow their own rules."""
         if self.vertical is None:
-            return {"prompt": prompt, "answer": answer}
-        fields = vpolicy.audit_fields(self.vertical, prompt)
+            if base_text == "text":
+                return {"prompt": prompt, "answer": answer}
+            return {"prompt_sha256": vpolicy.prompt_digest(prompt, secret)} if base_text == "hash" else {}
+        fields = vpolicy.audit_fields(self.vertical, prompt, secret)
         if "prompt" in fields:
             fields["answer"] = answer
         return fields

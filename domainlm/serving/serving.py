@@ -77,7 +77,9 @@ class GatewayService:
         self.config = config
         self.registry = registry or Registry(config.registry)
         self.keys = keys or KeyStore(config.auth.db, config.auth.cache_ttl_s)
-        self.audit = audit or AuditLog(config.audit.db or default_db(), config.audit.flush_interval_s)
+        self.audit = audit or AuditLog(config.audit.db or default_db(), config.audit.flush_interval_s,
+                                          retention_days=config.audit.retention_days,
+                                          secret_file=config.audit.secret_file)
         self.metrics = Metrics()
         self.limiter = RateLimiter()
         self.table = ModelTable()
@@ -434,7 +436,8 @@ class GatewayService:
         elif call.reservation is not None and call.status >= 400:
             RateLimiter.settle(call.reservation, 0)  # refused before the engine did any work
         policy = call.policy or RequestPolicy(call.route.vertical if call.route else None)
-        texts = policy.audit(call.prompt_text, call.answer) if call.prompt_text else {}
+        texts = policy.audit(call.prompt_text, call.answer, self.audit.secret,
+                             self.config.audit.base_prompts) if call.prompt_text else {}
         self.audit.record(request_id=call.request_id, key_id=call.key.id if call.key else None, endpoint=endpoint,
                           model=call.model, vertical=call.route.vertical if call.route else None,
                           version=call.route.version if call.route else None, status=call.status,

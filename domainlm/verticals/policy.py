@@ -11,6 +11,9 @@ system prompt, notes and disclaimer.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from domainlm.hashing import sha256_bytes
 from domainlm.verticals.spec import Note, Policy
 from domainlm.data.text import detect_lang
@@ -119,9 +122,18 @@ def post_process(vertical, text: str, lang: str | None = None, notes: list[str] 
     return text + policy_suffix(vertical, text, lang, notes)
 
 
-def audit_fields(vertical, prompt: str) -> dict:
-    """What an audit/log record may keep of a prompt: the text, only its sha256, or nothing."""
+def prompt_digest(prompt: str, secret: bytes | None) -> str:
+    """HMAC-SHA256 of the prompt under the gateway's secret (a plain sha256 of a short prompt is reversed by trying
+    likely prompts; without the secret an HMAC is not); plain sha256 only where no secret is given."""
+    if secret is None:
+        return sha256_bytes(prompt)
+    return hmac.new(secret, prompt.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def audit_fields(vertical, prompt: str, secret: bytes | None = None) -> dict:
+    """What an audit/log record may keep of a prompt: the text, only its keyed digest (`prompt_digest`), or
+    nothing. The column keeps its name, prompt_sha256: an HMAC-SHA256 is 64 hex characters too."""
     policy: Policy = _vertical(vertical).policy
     if policy.log_prompts:
         return {"prompt": prompt}
-    return {"prompt_sha256": sha256_bytes(prompt)} if policy.hash_prompts else {}
+    return {"prompt_sha256": prompt_digest(prompt, secret)} if policy.hash_prompts else {}

@@ -217,3 +217,23 @@ def test_audit_writes_survive_a_locked_database_and_the_queue_stays_bounded(tmp_
     kept = log.rows(limit=200)
     assert log.status()["ok"] and len(kept) == 100 - log.status()["dropped_rows"]
     log.close()
+
+
+def test_audit_retention_deletes_old_rows_and_the_hmac_secret_is_private(tmp_path):
+    """Finding 12: rows past retention_days go (text with them); the HMAC key file is created 0600 and reused."""
+    import stat
+    import time
+
+    from domainlm.serving.audit import AuditLog
+
+    log = AuditLog(tmp_path / "a.sqlite", flush_interval_s=0.01, retention_days=30)
+    old = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 40 * 86400))
+    log.record(request_id="old", endpoint="chat", status=200, prompt="forty days ago", ts=old)
+    log.record(request_id="new", endpoint="chat", status=200, prompt="today")
+    log.flush()
+    assert log.purge() == 1
+    assert [r["request_id"] for r in log.rows()] == ["new"]
+    key_file = tmp_path / "audit-hmac.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and len(log.secret) == 32
+    assert AuditLog(tmp_path / "a.sqlite").secret == log.secret          # the same key after a restart
+    log.close()

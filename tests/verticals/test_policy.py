@@ -118,4 +118,8 @@ def test_refusals(vertical, prompt, rule):
 
 def test_prompt_logging_rules():
     assert audit_fields("medical", "my HIV test result") == {"prompt_sha256": sha256_bytes("my HIV test result")}
+    # with the gateway's secret the digest is an HMAC: not found by hashing guessed prompts
+    keyed = audit_fields("medical", "my HIV test result", secret=b"k" * 32)["prompt_sha256"]
+    assert len(keyed) == 64 and keyed != sha256_bytes("my HIV test result")
+    assert keyed != audit_fields("medical", "my HIV test result", secret=b"j" * 32)["prompt_sha256"]
     assert audit_fields("petrochem", "FCC riser temperature") == {"prompt": "FCC riser temperature"}
