@@ -42,6 +42,10 @@ def render(report: dict) -> str:
                   f"| {_num(summary['nll_reduction'], pct=True)} | {_num(effect.get('effect'))} "
                   f"[{_num(effect.get('ci_low'))}, {_num(effect.get('ci_high'))}] | {_num(summary['p_value'], 4)} "
                   f"| {'yes' if summary['significant'] else 'no'} |", ""]
+        if effect.get("mc_metric") == "gold_prob":
+            lines += ["The suite effect takes multiple-choice tasks by gold-option probability (the vertical's "
+                      "gates: suite_mc_metric), NLL tasks by % reduction, generation tasks by their score; "
+                      "accuracy is in the tables below.", ""]
         lines += _noninferiority_lines(summary.get("general_noninferiority"))
         for task, f in (summary.get("format_adherence") or {}).items():
             lines += [f"Format adherence, {task}: {f['adapter']:.1f}% of answers are a label (base {f['base']:.1f}%), "

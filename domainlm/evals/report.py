@@ -5,7 +5,8 @@ summary (what promotion gates read), for the first adapter vs the base:
   general_regression points, base − adapter, mean over general-regression tasks (positive = worse than base)
   general_noninferiority  one-sided paired test on the pooled general items (evals/noninferiority.py): diff,
                      lower bound, margin (the vertical's declared one), n, passed, power; accuracy alongside
-  significant        stratified paired bootstrap over the gating domain suite (NLL tasks included), p < alpha
+  significant        stratified paired bootstrap over the gating domain suite (NLL tasks included), p < alpha;
+                     multiple-choice tasks enter it by the gates' suite_mc_metric (acc, or gold_prob)
   nll_reduction      fraction, (base − adapter) / base of mean per-token answer NLL, mean over domain NLL tasks
   nll_reduction_low  fraction, the lowest task's lower 95% bound of that cut
   format_adherence   per generated-label task: base / adapter share of answers in the label format, drop (points)
@@ -118,8 +119,18 @@ def _summary(plans, per_item, adapter: str, boot, gates: dict | None) -> dict:
     # the weakest task's lower 95% bound: "cut ≥ 15%, and surely ≥ 10%" must hold for every NLL task
     nll_low = [paired_test(Paired(*arrays(p), relative=True), boot.samples, boot.seed, boot.alpha)["ci_low"] / 100
                for p in nll_plans]
-    suite = suite_test([Paired(*arrays(p), relative=not p.task.higher_is_better) for p in domain],
+    suite_mc = values.get("suite_mc_metric") or "acc"
+
+    def suite_arrays(plan):
+        if plan.task.kind != "multiple_choice" or suite_mc == "acc":
+            return arrays(plan)
+        return (np.array([r[suite_mc] for r in per_item[plan.task.name]["base"]], dtype=np.float64),
+                np.array([r[suite_mc] for r in per_item[plan.task.name][adapter]], dtype=np.float64))
+
+    suite = suite_test([Paired(*suite_arrays(p), relative=not p.task.higher_is_better) for p in domain],
                        boot.samples, boot.seed, boot.alpha)
+    if suite:
+        suite["mc_metric"] = suite_mc
     return {
         "adapter": adapter,
         "domain_gain": float(np.mean(gains)) if gains else None,

@@ -41,7 +41,8 @@ def gate_table(report: dict, gates) -> list[dict]:
         add("held-out answer NLL cut", _pct(s.get("nll_reduction")), interval, threshold, all(ok))
     effect = s.get("domain_effect") or {}
     if gates.require_significance:
-        add("domain suite better than base (paired bootstrap)", f"{_num(effect.get('effect'), '+.2f')} "
+        mc = " (MC by gold_prob)" if effect.get("mc_metric") == "gold_prob" else ""
+        add(f"domain suite better than base (paired bootstrap{mc})", f"{_num(effect.get('effect'), '+.2f')} "
             f"(p={_num(s.get('p_value'), '.3g')})",
             f"[{_num(effect.get('ci_low'), '+.2f')}, {_num(effect.get('ci_high'), '+.2f')}]", "p < 0.05",
             bool(s.get("significant")))

@@ -182,6 +182,9 @@ class Gates(Strict):
     max_general_regression: float | None = None  # points (base − adapter), a point comparison; None = not gated
     general_noninferiority: NonInferiorityGate | None = None  # the statistical general gate (recommended)
     require_significance: bool = True     # paired bootstrap p < 0.05 on the gating domain suite
+    suite_mc_metric: Literal["acc", "gold_prob"] = "acc"  # what a multiple-choice task adds to that test: accuracy,
+    # or the gold option's probability (the same items, a fraction of the variance: near chance, accuracy on 40
+    # items moves ±10 points by luck, and the suite test reads that noise)
     min_nll_reduction: float | None = None  # fraction of held-out answer NLL removed; None = not gated
     min_nll_reduction_low: float | None = None  # the lower 95% bound of that cut (paired bootstrap); None = off
     format_adherence: FormatGate | None = None

@@ -45,3 +45,31 @@ def test_suite_test_pools_tasks_with_equal_weight():
     assert abs(suite["effect"] - 10.0) < 1e-9           # (0 points + 20 %) / 2
     assert suite["significant"] and suite["tasks"] == 2
     assert suite_test([]) is None
+
+
+def _suite_run(rng, metric: str, nll_cut: float, mc_shift: float, n: int = 40, mc_tasks: int = 4) -> bool:
+    """One simulated domain suite at 135M scale: `mc_tasks` near-chance 4-option MC tasks (accuracy flips on ~30 % of
+    items by luck; gold-option probability moves a few points per item) and one held-out NLL task."""
+    pairs = []
+    for _ in range(mc_tasks):
+        base_p = rng.uniform(0.15, 0.35, n)                       # gold-option probability near chance
+        tuned_p = np.clip(base_p + mc_shift + rng.normal(0, 0.04, n), 0, 1)
+        if metric == "acc":
+            base, tuned = rng.random(n) < base_p, rng.random(n) < tuned_p   # argmax near chance: a coin per item
+            pairs.append(Paired(base.astype(float), tuned.astype(float), relative=False))
+        else:
+            pairs.append(Paired(base_p, tuned_p, relative=False))
+    nll = rng.uniform(2.0, 2.6, n)
+    pairs.append(Paired(nll, nll * (1 - nll_cut) * rng.normal(1, 0.1, n), relative=True))
+    return suite_test(pairs, samples=400, seed=int(rng.integers(1 << 30)))["significant"]
+
+
+def test_gold_prob_lets_the_suite_test_see_a_real_gain_through_near_chance_mc_noise():
+    """Why the verticals declare suite_mc_metric: gold_prob. With a true 18 % NLL cut and MC unchanged, the suite test
+    on accuracy is a coin flip (its noise swamps the NLL task); on gold-option probability it passes nearly always.
+    And it is not a free pass: with no NLL gain and a true 3-point MC loss it fails."""
+    rng = np.random.default_rng(7)
+    by_acc = np.mean([_suite_run(rng, "acc", 0.18, 0.0) for _ in range(60)])
+    by_prob = np.mean([_suite_run(rng, "gold_prob", 0.18, 0.0) for _ in range(60)])
+    worse = np.mean([_suite_run(rng, "gold_prob", 0.0, -0.03) for _ in range(60)])
+    assert by_acc < 0.5 and by_prob > 0.95 and worse < 0.05, (by_acc, by_prob, worse)   # measured: 0.23, 1.0, 0.0
