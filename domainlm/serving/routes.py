@@ -23,8 +23,13 @@ def service_of(request: Request):
 
 def api_key(request: Request) -> ApiKey:
     """Dependency: runs before the body is validated, so a missing key is a 401 whatever the body."""
-    key = service_of(request).authenticate(request.headers.get("authorization"))
+    service = service_of(request)
+    key = service.authenticate(request.headers.get("authorization"))
     request.state.key = key
+    if not request.url.path.startswith("/v1/"):
+        # console and admin calls count against the key's requests per minute too (the OpenAI routes are admitted
+        # later, with their token estimate)
+        service.admit_request(key)
     return key
 
 

@@ -194,6 +194,15 @@ class GatewayService:
             self.metrics.rate_limited.labels(kind="tokens" if "tokens" in str(exc) else "requests").inc()
             raise APIError(429, str(exc), code="rate_limit_exceeded", retry_after=exc.retry_after) from None
 
+    def admit_request(self, key: ApiKey) -> None:
+        """One request (no tokens) against the key's per-minute limit: console and admin routes."""
+        rpm = key.rpm or self.config.ratelimit.default_rpm
+        try:
+            self.limiter.admit(key.id, rpm, 1 << 40, 0)
+        except RateLimited as exc:
+            self.metrics.rate_limited.labels(kind="requests").inc()
+            raise APIError(429, str(exc), code="rate_limit_exceeded", retry_after=exc.retry_after) from None
+
     def response_headers(self, call: Call) -> dict[str, str]:
         headers = {"x-request-id": call.request_id}
         if call.route:

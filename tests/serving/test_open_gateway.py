@@ -65,3 +65,18 @@ def test_admin_actions_and_refusals_on_every_route_are_audited(tmp_path):
     assert rows[("GET /admin/keys", 403)]["key_id"] == viewer_id
     assert rows[("GET /console/api/audit", 401)]["key_id"] is None
     assert ("GET /metrics", 403) in rows
+
+
+def test_console_and_admin_calls_count_against_the_keys_rate_limit(tmp_path):
+    """Finding 15: outside /v1 a key is limited too (requests per minute)."""
+    config = ServeConfig.model_validate({
+        "registry": str(tmp_path / "registry"), "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 0},
+        "audit": {"db": str(tmp_path / "gw.sqlite")}, "gateway": {"console": True, "allowed_hosts": ["testserver"]},
+        "bases": []})
+    app = create_app(config)
+    with TestClient(app) as client:
+        key = app.state.service.keys.create("slow", ["admin"], rpm=3)[0]
+        headers = {"Authorization": f"Bearer {key}"}
+        statuses = [client.get(path, headers=headers).status_code
+                    for path in ("/console/api/session", "/admin/keys", "/console/api/verticals", "/admin/keys")]
+    assert statuses == [200, 200, 200, 429]
