@@ -123,7 +123,8 @@ class AuditOps:
             await self.app(scope, receive, watched)
         finally:
             method = scope.get("method", "")
-            if method not in ("GET", "HEAD") or status[0] >= 400:
+            if (method not in ("GET", "HEAD") or status[0] >= 400) \
+                    and (scope.get("state") or {}).get("audit_auth_failure", True):
                 key = (scope.get("state") or {}).get("key")
                 headers = dict(scope.get("headers") or [])
                 self.service.audit.record(
@@ -150,7 +151,8 @@ def install_error_handlers(app: FastAPI) -> None:
         if request.url.path.startswith("/v1/"):
             endpoint = request.url.path.removeprefix("/v1/").replace("/", ".")
             call = Call(endpoint, uuid.uuid4().hex, key=getattr(request.state, "key", None),
-                        status=error.status, error=error.message)
+                        status=error.status, error=error.message,
+                        audited=getattr(request.state, "audit_auth_failure", True))
             service.finish(call)
         return error.response()
 

@@ -158,6 +158,14 @@ class KeyStore:
             self._revoked = (ids, clock)
         return key_id in ids
 
+    def peek(self, authorization: str) -> bool:
+        """Whether this `Bearer <key>` is a valid key already in the cache (no database access): a throttled
+        address still lets through keys that recently worked (several users behind one NAT)."""
+        if not authorization.lower().startswith("bearer "):
+            return False
+        cached = self._cache.get(sha256_bytes(authorization[7:].strip()))
+        return bool(cached and cached[1] > time.monotonic())
+
     def authenticate(self, plaintext: str) -> ApiKey | None:
         """The active key for this secret, or None. Lookups are cached for cache_ttl_s (hot path)."""
         digest = sha256_bytes(plaintext)

@@ -79,6 +79,7 @@ class BaseGroup(Strict):
 
 class AuthSection(Strict):
     required: bool = True                     # false = open gateway (local experiments only)
+    max_failures_per_minute: int = Field(30, ge=1)  # failed authentications per client address before 429
     db: str | None = None                     # keys database (default $DOMAINLM_HOME/gateway.sqlite)
     cache_ttl_s: float = Field(2.0, ge=0)     # key lookups cached this long (revocation delay from the CLI)
 

@@ -24,7 +24,17 @@ def service_of(request: Request):
 def api_key(request: Request) -> ApiKey:
     """Dependency: runs before the body is validated, so a missing key is a 401 whatever the body."""
     service = service_of(request)
-    key = service.authenticate(request.headers.get("authorization"))
+    client = request.client.host if request.client else "unknown"
+    if service.auth_throttled(client) and not service.keys.peek(request.headers.get("authorization") or ""):
+        request.state.audit_auth_failure = False   # the first refusal of this address this minute was audited
+        raise APIError(429, "too many failed authentications from this address: retry in a minute",
+                       code="rate_limit_exceeded", retry_after=60)
+    try:
+        key = service.authenticate(request.headers.get("authorization"))
+    except APIError as exc:
+        if exc.status == 401:
+            request.state.audit_auth_failure = service.auth_failed(client)
+        raise
     request.state.key = key
     if not request.url.path.startswith("/v1/"):
         # console and admin calls count against the key's requests per minute too (the OpenAI routes are admitted

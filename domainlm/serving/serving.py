@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -61,6 +62,7 @@ class Call:
     answer: str | None = None
     policy: RequestPolicy | None = None
     reservation: list | None = None
+    audited: bool = True                      # False: counted in metrics, no audit row (repeated auth failures)
     closed: bool = False
 
     @property
@@ -90,6 +92,7 @@ class GatewayService:
         self.locks: dict[str, asyncio.Lock] = {}      # per vertical: promote / rollback / load
         self.problems: list[str] = []                 # why something configured is not served
         self.inflight: dict[str, int] = {}            # public route name → requests being answered
+        self.auth_failures: OrderedDict[str, list] = OrderedDict()  # client address → [since, count, last minute's]
         self.started_at = time.time()
 
     # --- lifecycle (details in lifecycle.py) -------------------------------------------------------------------
@@ -130,6 +133,27 @@ class GatewayService:
         if key is None:
             raise APIError(401, "invalid or revoked API key", code="invalid_api_key")
         return key
+
+    def auth_failed(self, client: str) -> bool:
+        """Count a failed authentication from `client` (per minute); True for the first of its minute, the one the
+        audit keeps (all are counted in /metrics): a flood of random keys costs one audit row a minute."""
+        clock = time.monotonic()
+        entry = self.auth_failures.get(client)
+        if entry is None or clock - entry[0] >= 60:
+            previous = entry[1] if entry else 0
+            self.auth_failures[client] = [clock, 1, previous]
+            self.auth_failures.move_to_end(client)
+            while len(self.auth_failures) > 10_000:
+                self.auth_failures.popitem(last=False)
+            return True
+        entry[1] += 1
+        return False
+
+    def auth_throttled(self, client: str) -> bool:
+        """Whether `client` failed authentication auth.max_failures_per_minute times within the last minute."""
+        entry = self.auth_failures.get(client)
+        return entry is not None and time.monotonic() - entry[0] < 60 \
+            and entry[1] >= self.config.auth.max_failures_per_minute
 
     def require_admin(self, key: ApiKey) -> None:
         if not key.admin:
@@ -444,6 +468,8 @@ class GatewayService:
             RateLimiter.settle(call.reservation, (call.prompt_tokens or 0) + (call.completion_tokens or 0))
         elif call.reservation is not None and call.status >= 400:
             RateLimiter.settle(call.reservation, 0)  # refused before the engine did any work
+        if not call.audited:
+            return
         policy = call.policy or RequestPolicy(call.route.vertical if call.route else None)
         texts = policy.audit(call.prompt_text, call.answer, self.audit.secret,
                              self.config.audit.base_prompts) if call.prompt_text else {}

@@ -80,3 +80,25 @@ def test_console_and_admin_calls_count_against_the_keys_rate_limit(tmp_path):
         statuses = [client.get(path, headers=headers).status_code
                     for path in ("/console/api/session", "/admin/keys", "/console/api/verticals", "/admin/keys")]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_a_flood_of_random_keys_is_throttled_per_address_and_audited_once(tmp_path):
+    """Finding 5: failed authentications are counted per client address; past the limit the address gets 429
+    before any key lookup, a key that just worked still passes, and the audit keeps one row for the flood."""
+    config = ServeConfig.model_validate({
+        "registry": str(tmp_path / "registry"),
+        "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 30, "max_failures_per_minute": 5},
+        "audit": {"db": str(tmp_path / "gw.sqlite"), "flush_interval_s": 0.05},
+        "gateway": {"console": False, "allowed_hosts": ["testserver"]}, "bases": []})
+    app = create_app(config)
+    with TestClient(app) as client:
+        service = app.state.service
+        good = service.keys.create("good", ["medical"])[0]
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+        codes = [client.get("/v1/models", headers={"Authorization": f"Bearer dlm_x_{i}"}).status_code
+                 for i in range(8)]
+        assert codes == [401] * 5 + [429] * 3
+        assert client.get("/v1/models", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+        service.audit.flush()
+        refused = [r for r in service.audit.rows(limit=100) if r["status"] in (401, 429)]
+    assert len(refused) == 1
