@@ -150,7 +150,9 @@ def install_error_handlers(app: FastAPI) -> None:
         service = request.app.state.service
         if request.url.path.startswith("/v1/"):
             endpoint = request.url.path.removeprefix("/v1/").replace("/", ".")
-            call = Call(endpoint, uuid.uuid4().hex, key=getattr(request.state, "key", None),
+            from domainlm.serving.routes import request_id
+
+            call = Call(endpoint, request_id(request), key=getattr(request.state, "key", None),
                         status=error.status, error=error.message,
                         audited=getattr(request.state, "audit_auth_failure", True))
             service.finish(call)
