@@ -8,8 +8,11 @@ import json
 
 import pytest
 
+import os
+
 from domainlm.evals import run_eval
 from tests.evals.conftest import write_config, write_nll_task
+from tests.fixtures.serving import REPLICA_KEY_ENV
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +38,14 @@ def test_openai_backend_on_vllm_server_and_gateway(isolated_home, tmp_path, vllm
     if serving_adapters["medical"] != trained_adapters["medical"]:
         pytest.skip("the serving stack serves random adapters here; this test compares with the trained one")
     adapter = str(trained_adapters["medical"])
-    served = _served(f"{vllm_server}/v1")
+    served = _served(f"{vllm_server}/v1", os.environ[REPLICA_KEY_ENV])   # the replica answers only with its key
     lora_name = next(name for name, parent in served.items() if parent and "medical" in name)
     domain = _tasks(tmp_path)
-    judge = {"endpoint": f"{vllm_server}/v1", "model": next(n for n, p in served.items() if not p), "max_tokens": 8}
+    judge = {"endpoint": f"{vllm_server}/v1", "model": next(n for n, p in served.items() if not p), "max_tokens": 8,
+             "api_key_env": REPLICA_KEY_ENV}
     config = write_config(tmp_path / "direct", domain=domain, prompt={"style": "chat"}, judge=judge,
-                          openai={"models": {"fixture-medical": lora_name}, "mc_prompt": "tokens", "batch": 4})
+                          openai={"models": {"fixture-medical": lora_name}, "mc_prompt": "tokens", "batch": 4,
+                                  "api_key_env": REPLICA_KEY_ENV})
     direct = run_eval(config, adapters=[adapter], backend="openai", endpoint=f"{vllm_server}/v1",
                       output_dir=tmp_path / "direct-out")
     assert direct["settings"]["backend"] == "openai" and direct["settings"]["endpoint"].startswith("http://")
