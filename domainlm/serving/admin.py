@@ -19,7 +19,7 @@ ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 40
 
 
 def admin_key(request: Request, key: KeyDep) -> ApiKey:
-    service_of(request).require_admin(key)
+    service_of(request).admission.require_admin(key)
     return key
 
 

@@ -21,7 +21,8 @@ from starlette.responses import Response
 
 from domainlm import __version__, log
 from domainlm.serving.errors import APIError
-from domainlm.serving.serving import Call, GatewayService
+from domainlm.serving.call import Call
+from domainlm.serving.serving import GatewayService
 
 logger = log.get("serving")
 

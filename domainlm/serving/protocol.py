@@ -125,6 +125,89 @@ class Usage(BaseModel):
     total_tokens: int
 
 
+class DomainlmInfo(BaseModel):
+    """The gateway's own field on every answer: which adapter answered and what the vertical's policy did."""
+    adapter: str
+    vertical: str | None = None
+    version: int | None = None
+    policy: dict | None = None
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    logprobs: dict | None = None
+    finish_reason: str | None = "stop"
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None
+    domainlm: DomainlmInfo | None = None
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChatDelta
+    logprobs: dict | None = None
+    finish_reason: str | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+    domainlm: DomainlmInfo | None = None
+
+
+class CompletionChoice(BaseModel):
+    index: int = 0
+    text: str
+    logprobs: dict | None = None
+    finish_reason: str | None = "stop"
+
+
+class Completion(BaseModel):
+    """A text completion, and (with stream) each of its chunks: OpenAI uses one object type for both."""
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str
+    choices: list[CompletionChoice]
+    usage: Usage | None = None
+    domainlm: DomainlmInfo | None = None
+
+
+def openai_dict(model: BaseModel) -> dict:
+    """A response model as OpenAI sends it: the top-level usage / domainlm fields, and a delta's role, only when
+    present."""
+    body = model.model_dump(mode="json")
+    for optional in ("usage", "domainlm"):
+        if body.get(optional) is None:
+            body.pop(optional, None)
+    for choice in body.get("choices", []):
+        if isinstance(choice.get("delta"), dict):
+            choice["delta"] = {k: v for k, v in choice["delta"].items() if v is not None}
+    return body
+
+
 class LoadRequest(_Request):
     model: str = Field(min_length=1, max_length=128, description="vertical@version to load, e.g. medical@3")
 

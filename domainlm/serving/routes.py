@@ -1,4 +1,4 @@
-"""Thin OpenAI-compatible route handlers: parse, authenticate, hand over to the serving class."""
+"""Thin OpenAI-compatible route handlers: parse, authenticate, hand over to the endpoint classes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from starlette.responses import Response
 from domainlm.serving.auth import ApiKey
 from domainlm.serving.errors import APIError
 from domainlm.serving.protocol import ChatCompletionRequest, CompletionRequest, ErrorResponse, ModelList
-from domainlm.serving.serving import Call
+from domainlm.serving.call import Call
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 503)}
 
@@ -25,21 +25,21 @@ def api_key(request: Request) -> ApiKey:
     """Dependency: runs before the body is validated, so a missing key is a 401 whatever the body."""
     service = service_of(request)
     client = request.client.host if request.client else "unknown"
-    if service.auth_throttled(client) and not service.keys.peek(request.headers.get("authorization") or ""):
+    if service.admission.auth_throttled(client) and not service.keys.peek(request.headers.get("authorization") or ""):
         request.state.audit_auth_failure = False   # the first refusal of this address this minute was audited
         raise APIError(429, "too many failed authentications from this address: retry in a minute",
                        code="rate_limit_exceeded", retry_after=60)
     try:
-        key = service.authenticate(request.headers.get("authorization"))
+        key = service.admission.authenticate(request.headers.get("authorization"))
     except APIError as exc:
         if exc.status == 401:
-            request.state.audit_auth_failure = service.auth_failed(client)
+            request.state.audit_auth_failure = service.admission.auth_failed(client)
         raise
     request.state.key = key
     if not request.url.path.startswith("/v1/"):
         # console and admin calls count against the key's requests per minute too (the OpenAI routes are admitted
         # later, with their token estimate)
-        service.admit_request(key)
+        service.admission.admit_request(key)
     return key
 
 
@@ -56,7 +56,7 @@ async def run(request: Request, call: Call, work) -> Response:
     except APIError as exc:
         call.status, call.error = exc.status, exc.message
         response = exc.response()
-        for name, value in service.response_headers(call).items():
+        for name, value in call.headers().items():
             response.headers[name] = value
         service.finish(call)
         return response
@@ -93,7 +93,7 @@ async def health():
 def _is_admin(request: Request) -> bool:
     """Whether the request carries an admin key (no audit row, no error: ops routes answer either way)."""
     try:
-        return service_of(request).authenticate(request.headers.get("authorization")).admin
+        return service_of(request).admission.authenticate(request.headers.get("authorization")).admin
     except APIError:
         return False
 

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from domainlm import log
 from domainlm.kernels.dtypes import resolve_dtype
 from domainlm.serving.engines.base import Adapter, EngineUnavailable, UpstreamError
+from domainlm.serving.protocol import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
+                                       ChatCompletionChunk, ChatDelta, Completion, CompletionChoice, Usage,
+                                       openai_dict)
 
 logger = log.get("serving.hf")
 BASE = "__base__"  # peft's name for "no adapter" in a mixed batch
@@ -219,8 +222,7 @@ class HfEngine:
                 if delta or finish:
                     yield json.dumps(_chunk(job, rid, created, index, delta, finish)).encode()
             if (body.get("stream_options") or {}).get("include_usage"):
-                yield json.dumps({"id": rid, "object": _object(job, True), "created": created, "model": job.model,
-                                  "choices": [], "usage": _usage(job)}).encode()
+                yield json.dumps(_usage_chunk(job, rid, created)).encode()
         finally:
             job.cancelled = True
 
@@ -348,35 +350,33 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def _object(job: Job, chunk: bool) -> str:
-    if job.kind == "chat":
-        return "chat.completion.chunk" if chunk else "chat.completion"
-    return "text_completion"
-
-
-def _usage(job: Job) -> dict:
+def _usage(job: Job) -> Usage:
     prompts = {id(r.prompt_ids): len(r.prompt_ids) for r in job.rows}  # n copies share one prompt list
     prompt, completion = sum(prompts.values()), sum(len(r.tokens) for r in job.rows)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
 
 def _chunk(job: Job, rid: str, created: int, index: int, delta: str, finish: str | None, first: bool = False) -> dict:
     if job.kind == "chat":
-        choice = {"index": index, "delta": ({"role": "assistant", "content": ""} if first else {"content": delta}),
-                  "logprobs": None, "finish_reason": finish}
-    else:
-        choice = {"index": index, "text": delta, "logprobs": None, "finish_reason": finish}
-    return {"id": rid, "object": _object(job, True), "created": created, "model": job.model, "choices": [choice]}
+        content = ChatDelta(role="assistant", content="") if first else ChatDelta(content=delta)
+        return openai_dict(ChatCompletionChunk(id=rid, created=created, model=job.model, choices=[
+            ChatChunkChoice(index=index, delta=content, finish_reason=finish)]))
+    return openai_dict(Completion(id=rid, created=created, model=job.model, choices=[
+        CompletionChoice(index=index, text=delta, finish_reason=finish)]))
+
+
+def _usage_chunk(job: Job, rid: str, created: int) -> dict:
+    kind = ChatCompletionChunk if job.kind == "chat" else Completion
+    return openai_dict(kind(id=rid, created=created, model=job.model, choices=[], usage=_usage(job)))
 
 
 def _response(job: Job) -> dict:
     created = int(time.time())
     if job.kind == "chat":
-        choices = [{"index": r.index, "message": {"role": "assistant", "content": r.text}, "logprobs": None,
-                    "finish_reason": r.finish} for r in job.rows]
-        rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    else:
-        choices = [{"index": r.index, "text": r.text, "logprobs": None, "finish_reason": r.finish} for r in job.rows]
-        rid = f"cmpl-{uuid.uuid4().hex[:24]}"
-    return {"id": rid, "object": _object(job, False), "created": created, "model": job.model, "choices": choices,
-            "usage": _usage(job)}
+        return openai_dict(ChatCompletion(
+            id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=created, model=job.model, usage=_usage(job),
+            choices=[ChatChoice(index=r.index, message=AssistantMessage(content=r.text), finish_reason=r.finish)
+                     for r in job.rows]))
+    return openai_dict(Completion(
+        id=f"cmpl-{uuid.uuid4().hex[:24]}", created=created, model=job.model, usage=_usage(job),
+        choices=[CompletionChoice(index=r.index, text=r.text, finish_reason=r.finish) for r in job.rows]))

@@ -1,0 +1,186 @@
+"""After admission: the engine call and its answer back to the client (JSON or SSE), with the vertical's policy
+applied to the answer, usage counted, and the call closed exactly once; refusals answer without an engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel
+from starlette.responses import Response, StreamingResponse
+
+from domainlm.serving.call import Call
+from domainlm.serving.engines.base import EngineUnavailable, UpstreamError
+from domainlm.serving.engines.sse import DONE_FRAME, frame
+from domainlm.serving.errors import APIError, unavailable
+from domainlm.serving.protocol import (AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletion,
+                                       ChatCompletionChunk, ChatDelta, Completion, CompletionChoice, DomainlmInfo,
+                                       Usage, openai_dict)
+from domainlm.serving.router import Route
+
+REVOCATION_CHECK_S = 1.0      # a key revoked mid-stream stops its streams within about this long
+
+
+def upstream_api_error(exc: UpstreamError) -> APIError:
+    """An engine's 4xx/5xx in the gateway's error shape (message kept, type normalised to OpenAI's)."""
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    return APIError(exc.status, str(error.get("message") or "the engine refused the request"),
+                    param=error.get("param"), code=code if isinstance(code, str) else None)
+
+
+def _json(model: BaseModel) -> bytes:
+    return json.dumps(openai_dict(model), ensure_ascii=False).encode()
+
+
+class EngineRelay:
+    def __init__(self, service):
+        self.service = service      # GatewayService: metrics, keys (revocation), finish()
+
+    async def dispatch(self, call: Call, route: Route, kind: str, body: dict, req) -> Response:
+        try:
+            if not req.stream:
+                result = await route.engine.request(kind, body)
+                return self._complete(call, route, kind, result)
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}  # the gateway counts tokens; the client may not want it
+            stream = route.engine.stream(kind, body)
+            first = await anext(stream, None)  # engine errors before the first byte become proper HTTP errors
+        except EngineUnavailable as exc:
+            raise unavailable(str(exc), exc.retry_after) from None
+        except UpstreamError as exc:
+            raise upstream_api_error(exc) from None
+        include_usage = bool(req.stream_options and req.stream_options.include_usage)
+        filtered = call.policy.vertical is not None and kind == "chat"
+        return StreamingResponse(self._relay(call, stream, first, include_usage, filtered),
+                                 media_type="text/event-stream", headers=call.headers())
+
+    def _complete(self, call: Call, route: Route, kind: str, result: dict) -> Response:
+        # engines answer in OpenAI's JSON; passed through as is (vendor fields kept), with the policy's suffix
+        result["model"] = route.public
+        answers = []
+        for choice in result.get("choices", []):
+            if kind == "chat":
+                message = choice.get("message") or {}
+                text = message.get("content") or ""
+                suffix = call.policy.suffix(text) if call.policy.vertical else ""
+                message["content"] = text + suffix
+                answers.append(message["content"])
+            else:
+                answers.append(choice.get("text") or "")
+        call.count_usage(result.get("usage"))
+        call.answer = "\n".join(answers)
+        result["domainlm"] = self._info(call).model_dump(mode="json")
+        headers = call.headers()
+        self.service.finish(call)
+        return Response(json.dumps(result, ensure_ascii=False), media_type="application/json", headers=headers)
+
+    async def _relay(self, call: Call, stream: AsyncIterator[bytes], first: bytes | None, include_usage: bool,
+                     filtered: bool) -> AsyncIterator[bytes]:
+        """Forward the engine's SSE payloads; add the policy chunk before each choice's finish; count usage."""
+        metrics = self.service.metrics
+        texts: dict[int, str] = {}
+        usage_payload = None
+        ttft_done = False
+        checked = time.monotonic()
+        try:
+            payload = first
+            while payload is not None:
+                if time.monotonic() - checked >= REVOCATION_CHECK_S:
+                    checked = time.monotonic()
+                    if call.key is not None and await asyncio.to_thread(self.service.keys.is_revoked, call.key.id):
+                        call.status, call.error = 403, "API key revoked during the stream"
+                        yield frame(json.dumps(APIError(403, "this API key was revoked", code="invalid_api_key")
+                                               .body()).encode())
+                        yield DONE_FRAME
+                        return
+                if not ttft_done:
+                    metrics.ttft.labels(vertical=call.vertical).observe(time.perf_counter() - call.started)
+                    ttft_done = True
+                if b'"usage"' in payload and b'"choices":[]' in payload.replace(b" ", b""):
+                    usage_payload = payload
+                elif filtered:
+                    for out in self._policy_chunks(call, payload, texts):
+                        yield frame(out)
+                else:
+                    yield frame(payload)
+                payload = await anext(stream, None)
+            if usage_payload is not None:
+                call.count_usage(json.loads(usage_payload).get("usage"))
+                if include_usage:
+                    yield frame(usage_payload)
+            yield DONE_FRAME
+        except (EngineUnavailable, UpstreamError) as exc:
+            err = unavailable(str(exc), getattr(exc, "retry_after", 5)) if isinstance(exc, EngineUnavailable) \
+                else upstream_api_error(exc)
+            call.status, call.error = err.status, err.message
+            yield frame(json.dumps(err.body()).encode())
+            yield DONE_FRAME
+        except asyncio.CancelledError:
+            call.status, call.error = 499, "client closed the stream"
+            raise
+        finally:
+            if texts:
+                call.answer = "\n".join(texts[i] for i in sorted(texts))
+            await stream.aclose()
+            self.service.finish(call)
+
+    def _policy_chunks(self, call: Call, payload: bytes, texts: dict[int, str]) -> list[bytes]:
+        chunk = json.loads(payload)
+        out = [payload]
+        for choice in chunk.get("choices", []):
+            index = choice.get("index", 0)
+            texts[index] = texts.get(index, "") + ((choice.get("delta") or {}).get("content") or "")
+            finish = choice.get("finish_reason")
+            if finish is None:
+                continue
+            suffix = call.policy.suffix(texts[index])
+            if not suffix:
+                continue
+            texts[index] += suffix
+            choice["finish_reason"] = None
+            note = {**chunk, "choices": [{"index": index, "delta": {"content": suffix}, "logprobs": None,
+                                          "finish_reason": finish}],
+                    "domainlm": {"adapter": call.route.public, "policy": call.policy.summary()}}
+            self.service.metrics.policy.labels(vertical=call.vertical, action="note").inc()
+            out = [json.dumps(chunk, ensure_ascii=False).encode(), json.dumps(note, ensure_ascii=False).encode()]
+        return out
+
+    # --- answers the gateway writes itself ------------------------------------------------------------------------
+    @staticmethod
+    def _info(call: Call) -> DomainlmInfo:
+        return DomainlmInfo(adapter=call.route.public, vertical=call.route.vertical, version=call.route.version,
+                            policy=call.policy.summary() if call.policy else None)
+
+    def refusal(self, call: Call, req, text: str, kind: str) -> Response:
+        """Answer with the policy's refusal text without calling the model (the shapes of a model answer)."""
+        self.service.metrics.policy.labels(vertical=call.vertical, action="refusal").inc()
+        rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+        created, model, info = int(time.time()), call.route.public, self._info(call)
+        call.answer, call.prompt_tokens, call.completion_tokens = text, 0, 0
+        usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
+        headers = call.headers()
+        self.service.finish(call)
+        if kind == "chat":
+            whole = ChatCompletion(id=rid, created=created, model=model, usage=usage, domainlm=info,
+                                   choices=[ChatChoice(message=AssistantMessage(content=text))])
+            chunks = [ChatCompletionChunk(id=rid, created=created, model=model, domainlm=info,
+                                          choices=[ChatChunkChoice(delta=delta, finish_reason=finish)])
+                      for delta, finish in ((ChatDelta(role="assistant", content=""), None),
+                                            (ChatDelta(content=text), "stop"))]
+            usage_chunk = ChatCompletionChunk(id=rid, created=created, model=model, choices=[], usage=usage)
+        else:
+            whole = Completion(id=rid, created=created, model=model, usage=usage, domainlm=info,
+                               choices=[CompletionChoice(text=text)])
+            chunks = [whole.model_copy(update={"usage": None})]
+            usage_chunk = Completion(id=rid, created=created, model=model, choices=[], usage=usage)
+        if not req.stream:
+            return Response(_json(whole), media_type="application/json", headers=headers)
+        if req.stream_options and req.stream_options.include_usage:
+            chunks.append(usage_chunk)
+        raw = b"".join(frame(_json(chunk)) for chunk in chunks) + DONE_FRAME
+        return Response(raw, media_type="text/event-stream", headers=headers)
