@@ -72,7 +72,6 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.retention_days = retention_days
         self.secret = load_secret(Path(secret_file) if secret_file else self.path.parent / "audit-hmac.key")
-        self._purged_at = 0.0
         self.flush_interval_s = flush_interval_s
         self.busy_timeout_s = busy_timeout_s
         db = sqlite3.connect(self.path)
@@ -82,6 +81,7 @@ class AuditLog:
         self.dropped = 0                 # rows lost because the queue was full while writes failed
         self.failures = 0                # failed write attempts
         self.last_error: str | None = None   # set while writes fail, cleared by the next success
+        self.purge()    # retention applies at start, then every PURGE_EVERY_S from the writer thread
         self._closing = False
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(target=self._writer, name="audit-writer", daemon=True)

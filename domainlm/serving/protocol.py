@@ -145,14 +145,18 @@ class ChatChoice(BaseModel):
     finish_reason: str | None = "stop"
 
 
-class ChatCompletion(BaseModel):
+class _Answer(BaseModel):
+    """Fields every answer object and stream chunk has (object and choices are per kind)."""
     id: str
-    object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
-    choices: list[ChatChoice]
     usage: Usage | None = None
     domainlm: DomainlmInfo | None = None
+
+
+class ChatCompletion(_Answer):
+    object: Literal["chat.completion"] = "chat.completion"
+    choices: list[ChatChoice]
 
 
 class ChatDelta(BaseModel):
@@ -167,14 +171,9 @@ class ChatChunkChoice(BaseModel):
     finish_reason: str | None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(_Answer):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChatChunkChoice]
-    usage: Usage | None = None
-    domainlm: DomainlmInfo | None = None
 
 
 class CompletionChoice(BaseModel):
@@ -184,15 +183,10 @@ class CompletionChoice(BaseModel):
     finish_reason: str | None = "stop"
 
 
-class Completion(BaseModel):
+class Completion(_Answer):
     """A text completion, and (with stream) each of its chunks: OpenAI uses one object type for both."""
-    id: str
     object: Literal["text_completion"] = "text_completion"
-    created: int
-    model: str
     choices: list[CompletionChoice]
-    usage: Usage | None = None
-    domainlm: DomainlmInfo | None = None
 
 
 def openai_dict(model: BaseModel) -> dict:

@@ -7,6 +7,7 @@ from starlette.responses import Response
 from domainlm.serving.admission import PromptSize, estimate_tokens
 from domainlm.serving.call import Call
 from domainlm.serving.context import PromptCounter
+from domainlm.serving.endpoint import Endpoint
 from domainlm.serving.errors import bad_request
 from domainlm.serving.policy import RequestPolicy
 from domainlm.serving.protocol import ChatCompletionRequest
@@ -14,14 +15,10 @@ from domainlm.serving.protocol import ChatCompletionRequest
 FORWARDED = ("temperature", "top_p", "n", "stop", "seed", "presence_penalty", "frequency_penalty", "user")
 
 
-class ChatEndpoint:
-    def __init__(self, service):
-        self.service = service      # GatewayService: admission, relay, prompt counters, limits
-
+class ChatEndpoint(Endpoint):
     async def __call__(self, req: ChatCompletionRequest, call: Call) -> Response:
         service = self.service
-        call.model, call.stream = req.model, req.stream
-        route = service.admission.route(call, req.model)
+        route = self.begin(call, req)
         if len(req.messages) > service.config.limits.max_messages:
             raise bad_request(f"at most {service.config.limits.max_messages} messages are allowed", "messages")
         messages = [{"role": m.role, "content": m.text()} for m in req.messages]

@@ -7,20 +7,17 @@ from starlette.responses import Response
 from domainlm.serving.admission import PromptSize, estimate_tokens
 from domainlm.serving.call import Call
 from domainlm.serving.context import PromptCounter
+from domainlm.serving.endpoint import Endpoint
 from domainlm.serving.errors import bad_request
 from domainlm.serving.policy import RequestPolicy
 from domainlm.serving.protocol import CompletionRequest
 from domainlm.serving.serving_chat import FORWARDED
 
 
-class CompletionEndpoint:
-    def __init__(self, service):
-        self.service = service      # GatewayService: admission, relay, prompt counters, limits
-
+class CompletionEndpoint(Endpoint):
     async def __call__(self, req: CompletionRequest, call: Call) -> Response:
         service = self.service
-        call.model, call.stream = req.model, req.stream
-        route = service.admission.route(call, req.model)
+        route = self.begin(call, req)
         prompts = req.prompts()
         if len(prompts) > service.config.limits.max_prompts:
             raise bad_request(f"at most {service.config.limits.max_prompts} prompts are allowed in one request",

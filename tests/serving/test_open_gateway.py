@@ -9,10 +9,12 @@ from domainlm.serving.app import allowed_hosts, create_app, host_name
 from domainlm.serving.config import ServeConfig
 
 
-def _config(tmp_path, **gateway):
+def _config(tmp_path, auth=None, audit=None, **gateway):
+    """A gateway with no engines; open (auth.required: false) unless `auth` says otherwise."""
     return ServeConfig.model_validate({
-        "registry": str(tmp_path / "registry"), "auth": {"db": str(tmp_path / "gw.sqlite"), "required": False},
-        "audit": {"db": str(tmp_path / "gw.sqlite"), "flush_interval_s": 0.05},
+        "registry": str(tmp_path / "registry"),
+        "auth": {"db": str(tmp_path / "gw.sqlite"), **(auth or {"required": False})},
+        "audit": {"db": str(tmp_path / "gw.sqlite"), **(audit or {"flush_interval_s": 0.05})},
         "gateway": {"console": False, **gateway}, "bases": []})
 
 
@@ -39,10 +41,7 @@ def test_a_loopback_gateway_answers_only_loopback_host_names(tmp_path):
 
 def test_admin_actions_and_refusals_on_every_route_are_audited(tmp_path):
     """Finding 11: key creation and revocation, and 401/403 outside /v1, each leave an audit row naming the key."""
-    config = ServeConfig.model_validate({
-        "registry": str(tmp_path / "registry"), "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 0},
-        "audit": {"db": str(tmp_path / "gw.sqlite"), "flush_interval_s": 0.05},
-        "gateway": {"console": True, "allowed_hosts": ["testserver"]}, "bases": []})
+    config = _config(tmp_path, auth={"cache_ttl_s": 0}, console=True, allowed_hosts=["testserver"])
     app = create_app(config)
     with TestClient(app) as client:
         service = app.state.service
@@ -69,10 +68,7 @@ def test_admin_actions_and_refusals_on_every_route_are_audited(tmp_path):
 
 def test_console_and_admin_calls_count_against_the_keys_rate_limit(tmp_path):
     """Finding 15: outside /v1 a key is limited too (requests per minute)."""
-    config = ServeConfig.model_validate({
-        "registry": str(tmp_path / "registry"), "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 0},
-        "audit": {"db": str(tmp_path / "gw.sqlite")}, "gateway": {"console": True, "allowed_hosts": ["testserver"]},
-        "bases": []})
+    config = _config(tmp_path, auth={"cache_ttl_s": 0}, audit={}, console=True, allowed_hosts=["testserver"])
     app = create_app(config)
     with TestClient(app) as client:
         key = app.state.service.keys.create("slow", ["admin"], rpm=3)[0]
@@ -85,11 +81,7 @@ def test_console_and_admin_calls_count_against_the_keys_rate_limit(tmp_path):
 def test_a_flood_of_random_keys_is_throttled_per_address_and_audited_once(tmp_path):
     """Finding 5: failed authentications are counted per client address; past the limit the address gets 429
     before any key lookup, a key that just worked still passes, and the audit keeps one row for the flood."""
-    config = ServeConfig.model_validate({
-        "registry": str(tmp_path / "registry"),
-        "auth": {"db": str(tmp_path / "gw.sqlite"), "cache_ttl_s": 30, "max_failures_per_minute": 5},
-        "audit": {"db": str(tmp_path / "gw.sqlite"), "flush_interval_s": 0.05},
-        "gateway": {"console": False, "allowed_hosts": ["testserver"]}, "bases": []})
+    config = _config(tmp_path, auth={"cache_ttl_s": 30, "max_failures_per_minute": 5}, allowed_hosts=["testserver"])
     app = create_app(config)
     with TestClient(app) as client:
         service = app.state.service
