@@ -102,7 +102,8 @@ def _domainlm(*args, **kwargs):
 
 
 def test_killed_run_resumes_from_the_cache(isolated_home, tmp_path):
-    config = write_config(tmp_path, domain=[{"name": "mmlu_medical", "limit": 12}])
+    items = 40                        # × 4 options: enough work that the interrupt lands mid-run on a fast CPU too
+    config = write_config(tmp_path, domain=[{"name": "mmlu_medical", "limit": items}])
     cache = tmp_path / "cache.sqlite"
     proc = _domainlm(config, "--output", tmp_path / "killed", "--commit-every", 4)
     deadline = time.monotonic() + 240
@@ -116,17 +117,17 @@ def test_killed_run_resumes_from_the_cache(isolated_home, tmp_path):
                     rows = 0
             if rows >= 8:
                 break
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     with sqlite3.connect(cache) as db:
         kept = db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    assert 8 <= kept < 48 and not (tmp_path / "killed").exists()  # no half-written report
+    assert 8 <= kept < 4 * items and not (tmp_path / "killed").exists()  # no half-written report
 
     resumed = run_eval(config, output_dir=tmp_path / "resumed")
     assert resumed["timings"]["base"]["cached"] == kept
-    assert resumed["timings"]["base"]["computed"] == 48 - kept
+    assert resumed["timings"]["base"]["computed"] == 4 * items - kept
     fresh = run_eval(config, output_dir=tmp_path / "fresh", overrides=["cache.enabled=false"])
     assert _per_item(resumed) == _per_item(fresh)
 
