@@ -36,8 +36,8 @@ from statistics import median
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# domainlm's CPU LoRA ops reach every vLLM process through its general plugin (kernels/ops/vllm_plugin.py);
-# DOMAINLM_VLLM_LORA_OPS (OPS_ENV below) picks which ops that plugin installs for each variant.
+# domainlm's CPU LoRA ops reach every vLLM process through its platform plugin (kernels/ops/vllm_plugin.py);
+# DOMAINLM_VLLM_LORA_OPS (OPS_ENV below) picks the ops for each variant (vllm: vLLM's own CPU platform).
 VERTICALS = ("petrochem", "medical", "marine")
 OPS_ENV = {"vllm-ops": "vllm", "dense": "dense", "kernel": "auto"}  # DOMAINLM_VLLM_LORA_OPS per variant
 PROMPT = "Question {i}: explain one important idea from your field of expertise, step by step."

@@ -90,3 +90,23 @@ def test_docs_show_the_import_graph_the_code_has():
     assert block, f"{DOCS} lost its <!-- import-graph --> block"
     assert block.group(1).rstrip("\n") == render_graph(), \
         f"docs/architecture.md's import graph is stale; the code has:\n{render_graph()}"
+
+
+def test_benchmark_files_are_parsed_in_one_place():
+    """Scoring, decontamination and the replay pool read a benchmark through its module in domainlm/data/benchmarks;
+    nothing else opens an eval-only dataset's folder (each used to be parsed twice, by evals and by decontamination)."""
+    from domainlm.data.usage import EVAL_ONLY
+
+    home = PACKAGE / "data" / "benchmarks"
+    readers = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if home in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.ImportFrom) and node.module == "domainlm.data.benchmarks.files"
+                    and any(alias.name == "shared_file" for alias in node.names)):
+                readers.append(f"{path.relative_to(REPO)}:{node.lineno} opens shared benchmark files itself")
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "dataset_dir"
+                    and node.args and isinstance(node.args[0], ast.Constant) and node.args[0].value in EVAL_ONLY):
+                readers.append(f"{path.relative_to(REPO)}:{node.lineno} opens {node.args[0].value} itself")
+    assert not readers, "benchmarks read outside domainlm/data/benchmarks:\n  " + "\n  ".join(readers)

@@ -27,7 +27,7 @@ def test_wheel_installs_into_a_fresh_venv_and_its_cli_runs_from_there(tmp_path):
                    "domainlm/kernels/ops/cpu_lora_kernel.cpp", "domainlm/kernels/backends/verified_on.json"):
         assert needed in names, f"{needed} is missing from {wheel.name}"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "domainlm_cpu_lora = domainlm.kernels.ops.vllm_plugin:register" in \
+    assert "domainlm_cpu = domainlm.kernels.ops.vllm_plugin:cpu_platform" in \
         zipfile.ZipFile(wheel).read(entry_points).decode()
 
     # the venv sees the dependencies already installed here (torch, vLLM …), but domainlm only from the wheel

@@ -13,15 +13,14 @@ its prompt's format is not replayed (replay must model the format, not the base'
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from domainlm.data.benchmarks import cmmlu, mmlu
 from domainlm.errors import DataError
-from domainlm.paths import dataset_dir
 
 LETTERS = "ABCD"
 # (kind, language) → prompts in the pool; 528 in all, ~30 s of offline vLLM generation for a 135M base on 2 cores
@@ -49,26 +48,16 @@ class _Question:
 
 
 def _mmlu_val() -> list[_Question]:
-    folder = dataset_dir("mmlu_hendrycks_2020-09") / "val"
-    out = []
-    for path in sorted(folder.glob("*_val.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
-            for i, row in enumerate(csv.reader(handle)):
-                if len(row) >= 6 and row[0].strip():
-                    out.append(_Question(f"mmlu/val/{path.stem}/{i}", "en", row[0].strip(), tuple(row[1:5])))
-    return out
+    return [_Question(f"mmlu/val/{subject}_val/{i}", "en", row["question"].strip(),
+                      tuple(row[k] for k in LETTERS))
+            for subject in mmlu.subjects("val") for i, row in enumerate(mmlu.rows(subject, "val"))
+            if row["answer"] is not None and row["question"].strip()]
 
 
 def _cmmlu_dev() -> list[_Question]:
-    folder = dataset_dir("cmmlu") / "dev"
-    out = []
-    for path in sorted(folder.glob("*.csv")):
-        with path.open(encoding="utf-8", newline="") as handle:
-            for i, row in enumerate(csv.DictReader(handle)):
-                if row.get("Question", "").strip():
-                    out.append(_Question(f"cmmlu/dev/{path.stem}/{i}", "zh", row["Question"].strip(),
-                                         tuple(row[k] for k in LETTERS)))
-    return out
+    return [_Question(f"cmmlu/dev/{subject}/{i}", "zh", row["Question"].strip(), tuple(row[k] for k in LETTERS))
+            for subject in cmmlu.subjects("dev") for i, row in enumerate(cmmlu.rows(subject, "dev"))
+            if (row.get("Question") or "").strip()]
 
 
 def _options(q: _Question) -> str:

@@ -4,7 +4,7 @@ A training row is contaminated by an eval set when they share one n-gram: 13 con
 rule) or 13 consecutive CJK characters (punctuation and Latin removed; ≈ 7-9 Chinese words). Measured on the
 medical data, 8 characters flagged question templates ("的治疗方法是什么") rather than shared items: 177 Huatuo rows
 against CMMLU at 8, none at 13. Texts shorter than one n-gram cannot match and are counted in the report.
-Eval sets: every eval-only dataset in the shared data (domainlm.data.sources.evalsets) plus the vertical's own
+Eval sets: every eval-only dataset in the shared data (domainlm.data.benchmarks) plus the vertical's own
 held-out split (its prompts).
 """
 
@@ -132,12 +132,12 @@ _SHARED: dict[tuple, dict] = {}
 
 def shared_eval_sets() -> dict[str, tuple[str, list[tuple[str, str]]]]:
     """{eval-only dataset: (sha256, [(item id, question text)])} for every eval set in the shared data."""
-    from domainlm.data.sources.evalsets import READERS, eval_set_sha256, eval_set_texts
+    from domainlm.data.benchmarks import TEXTS, eval_set_sha256, eval_set_texts
     from domainlm.paths import data_root
 
     key = (str(data_root()),)
     if key not in _SHARED:
-        _SHARED[key] = {name: (eval_set_sha256(name), eval_set_texts(name)) for name in sorted(READERS)}
+        _SHARED[key] = {name: (eval_set_sha256(name), eval_set_texts(name)) for name in sorted(TEXTS)}
     return _SHARED[key]
 
 

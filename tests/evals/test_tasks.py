@@ -46,14 +46,14 @@ def test_pubmedqa_ll_asks_exactly_what_lm_evaluation_harness_asks():
 
     import lm_eval
 
-    from domainlm.evals.tasks.readers import read_json, shared_file
+    from domainlm.data.benchmarks import pubmedqa
 
     folder = Path(lm_eval.__file__).parent / "tasks" / "pubmedqa"
     spec = importlib.util.spec_from_file_location("preprocess_pubmedqa", folder / "preprocess_pubmedqa.py")
     theirs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(theirs)
     choices = yaml.safe_load((folder / "pubmedqa.yaml").read_text().replace("!function", ""))["doc_to_choice"]
-    raw = read_json(shared_file("pubmedqa", "ori_pqal.json"))
+    raw = pubmedqa.questions()
     ll, gen = build_task("pubmedqa_ll", CTX), build_task("pubmedqa", CTX)
     assert [i.id for i in ll.items] == [i.id for i in gen.items]
     for item, twin in zip(ll.items, gen.items, strict=True):

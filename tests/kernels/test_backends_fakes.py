@@ -177,10 +177,10 @@ def test_vllm_plugin_discovery_through_a_temporary_dist_info(monkeypatch, tmp_pa
     npu_env = get_backend("npu").serving_env()
     assert npu_env["VLLM_PLUGINS"] == "ascend,ascend_enhanced_model"
     assert get_backend("npu").describe()["vllm_plugin"]["installed"] == "vllm-ascend 0.0.0+fake"
-    # a foreign platform plugin is installed: keep only vLLM's own plugins and domainlm's CPU multi-LoRA ops
+    # a foreign platform plugin is installed: the CPU keeps domainlm's CPU platform and vLLM's own plugins only
     cpu_env = get_backend("cpu").serving_env()
     own = sorted(ep.name for ep in plugins.entry_points_of_module("vllm"))
-    assert cpu_env["VLLM_PLUGINS"] == ",".join([*own, plugins.DOMAINLM_GENERAL_PLUGIN])
+    assert cpu_env["VLLM_PLUGINS"] == ",".join([plugins.DOMAINLM_CPU_PLATFORM_PLUGIN, *own])
 
     # vLLM's own loader, in a fresh process, sees the same names and obeys the filter we set.
     code = textwrap.dedent("""
@@ -200,5 +200,5 @@ def test_vllm_plugin_discovery_through_a_temporary_dist_info(monkeypatch, tmp_pa
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("PLUGINS "))[8:])
     assert loaded["npu"] == {"vllm.platform_plugins": ["ascend"], "vllm.general_plugins": ["ascend_enhanced_model"]}
-    assert loaded["cpu"] == {"vllm.platform_plugins": [],
-                             "vllm.general_plugins": sorted([*own, plugins.DOMAINLM_GENERAL_PLUGIN])}
+    assert loaded["cpu"] == {"vllm.platform_plugins": [plugins.DOMAINLM_CPU_PLATFORM_PLUGIN],
+                             "vllm.general_plugins": own}

@@ -28,6 +28,9 @@ def main(spec_path: str, out_path: str) -> None:
                        lora_request=[loras.get(r["adapter"]) for r in spec["requests"]], use_tqdm=False)
     with open(out_path, "w") as handle:
         json.dump([o.outputs[0].text for o in outputs], handle, ensure_ascii=False)
+    from vllm.platforms import current_platform
+
+    print(f"punica wrapper: {current_platform.get_punica_wrapper()}", file=sys.stderr)
 
 
 if __name__ == "__main__":

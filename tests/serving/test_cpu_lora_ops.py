@@ -1,4 +1,5 @@
-"""domainlm's CPU multi-LoRA ops give vLLM's own CPU LoRA results (to bf16 rounding) on mixed-adapter batches."""
+"""domainlm's CPU multi-LoRA ops give vLLM's own CPU LoRA results (to bf16 rounding) on mixed-adapter batches, and
+vLLM reaches them through domainlm's platform plugin — its own extension point, nothing patched."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import torch
 
 pytest.importorskip("vllm.lora.punica_wrapper.punica_cpu")
 
-from vllm.lora.ops.torch_ops import lora_ops as vllm_ops  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+
 from vllm.lora.punica_wrapper import punica_cpu  # noqa: E402
 
+from domainlm.kernels.backends import get_backend  # noqa: E402
 from domainlm.kernels.host import cpu_class, cpu_flags  # noqa: E402
 from domainlm.kernels.ops import vllm_cpu_lora as cpu_lora_ops  # noqa: E402
+from domainlm.kernels.ops.vllm_cpu_punica import DomainlmPunicaWrapperCPU  # noqa: E402
 
-VLLM_ADD_LORA_LINEAR = punica_cpu.PunicaWrapperCPU.add_lora_linear
 
-
-def wrapper(indices: torch.Tensor):
-    """A PunicaWrapperCPU whose per-token adapter indices are `indices` (decode step)."""
-    w = punica_cpu.PunicaWrapperCPU(max_num_batched_tokens=256, max_batches=8, device="cpu")
+def wrapper(indices: torch.Tensor, cls=DomainlmPunicaWrapperCPU):
+    """A punica wrapper (domainlm's, or vLLM's own `cls`) whose per-token adapter indices are `indices` (decode)."""
+    w = cls(max_num_batched_tokens=256, max_batches=8, device="cpu")
     w._token_lora_indices[: len(indices)] = indices
     w.indices_len[0] = len(indices)
     w.is_prefill, w.no_lora = False, False
@@ -64,14 +70,11 @@ def test_fused_linear_matches_vllm_ops(tokens, slices, scale, ops, monkeypatch):
     b = tuple(torch.randn(slots, 1, out, rank, dtype=torch.bfloat16) * 0.05 for out in slices)
     x = torch.randn(tokens, 576, dtype=torch.bfloat16)
     indices = torch.randint(0, slots - 1, (tokens,))  # the last slot stays free, as vLLM keeps it for "no LoRA"
-    w = wrapper(indices)
     expected = torch.randn(tokens, sum(slices), dtype=torch.bfloat16)
     ours = expected.clone()
     truth, size = exact(expected, x, a, b, indices, scale, slices)
-    for name in cpu_lora_ops.OPS:  # vLLM's own per-token ops for the reference
-        monkeypatch.setattr(punica_cpu, name, getattr(vllm_ops, name))
-    VLLM_ADD_LORA_LINEAR(w, expected, x, a, b, scale, slices)
-    cpu_lora_ops.add_lora_linear(w, ours, x, a, b, scale, slices)
+    wrapper(indices, punica_cpu.PunicaWrapperCPU).add_lora_linear(expected, x, a, b, scale, slices)  # vLLM's ops
+    wrapper(indices).add_lora_linear(ours, x, a, b, scale, slices)
     # bf16 output rounding (one step) + bf16 rounding of the rank-r intermediate, relative to the terms' size
     tolerance = truth.abs() * 2 ** -8 + size * 2 ** -7 + 1e-6
     assert ((expected.float() - truth).abs() <= tolerance).all()      # vLLM's ops meet the bound
@@ -88,12 +91,12 @@ def test_tokens_without_adapter_get_no_lora_and_logits_skip_zero_slots(ops, monk
     x = torch.randn(6, 64, dtype=torch.bfloat16)
     w = wrapper(torch.tensor([0, -1, 2, -1, 1, 0]))
     y = torch.zeros(6, 32, dtype=torch.bfloat16)
-    cpu_lora_ops.add_lora_linear(w, y, x, a, b, 1.0, (32,))
+    w.add_lora_linear(y, x, a, b, 1.0, (32,))
     assert y[[1, 3]].abs().max() == 0 and y[[0, 2, 4, 5]].abs().max() > 0
     logits = torch.randn(10, 100)
     before = logits.clone()
     zero_b = torch.zeros(slots, 1, 100, rank, dtype=torch.bfloat16)
-    cpu_lora_ops.add_lora_logits(w, logits, torch.randn(10, 64), torch.randn(slots, 1, rank, 64), zero_b, 1.0)
+    w.add_lora_logits(logits, torch.randn(10, 64), torch.randn(slots, 1, rank, 64), zero_b, 1.0)
     assert torch.equal(logits, before)  # 10 prompt-token rows vs 6 sequences: fine, nothing to add
 
 
@@ -103,11 +106,12 @@ def test_prefill_indices_made_in_inference_mode_work():
     a = torch.randn(slots, 1, rank, 64, dtype=torch.bfloat16)
     b = torch.randn(slots, 1, 32, rank, dtype=torch.bfloat16)
     x = torch.randn(5, 64, dtype=torch.bfloat16)
+    cache, lengths, slots_used = cpu_lora_ops.LoraCache(), torch.tensor([2, 3]), torch.tensor([0, 1])
     with torch.inference_mode():
         buffer = torch.zeros(5, rank)
-        cpu_lora_ops.sgmv_shrink(x, a, buffer, None, torch.tensor([2, 3]), torch.tensor([0, 1]), 2, 3, 5, 1.0)
+        cpu_lora_ops.sgmv_shrink(cache, x, a, buffer, None, lengths, slots_used, 2, 3, 5, 1.0)
         out = torch.zeros(5, 32, dtype=torch.bfloat16)
-        cpu_lora_ops.sgmv_expand(buffer, b, out, None, torch.tensor([2, 3]), torch.tensor([0, 1]), 2, 3, 5, True)
+        cpu_lora_ops.sgmv_expand(cache, buffer, b, out, None, lengths, slots_used, 2, 3, 5, True)
     reference = torch.stack([(x[t].float() @ a[i, 0].float().t()) for t, i in enumerate([0, 0, 1, 1, 1])])
     assert torch.allclose(buffer, reference, atol=1e-2, rtol=1e-2)
     assert out.abs().max() > 0
@@ -124,13 +128,41 @@ def test_cached_operands_follow_adapter_reloads_and_new_batches(ops, monkeypatch
     x = torch.randn(4, 64, dtype=torch.bfloat16)
     w = wrapper(torch.tensor([0, 1, -1, 2]))
     first = torch.zeros(4, 32, dtype=torch.bfloat16)
-    cpu_lora_ops.add_lora_linear(w, first, x, a, b, 1.0, (32,))
+    w.add_lora_linear(first, x, a, b, 1.0, (32,))
     b[0][1].mul_(2)                                   # vLLM loads adapters into the stacked weights in place
     second = torch.zeros(4, 32, dtype=torch.bfloat16)
-    cpu_lora_ops.add_lora_linear(w, second, x, a, b, 1.0, (32,))
+    w.add_lora_linear(second, x, a, b, 1.0, (32,))
     assert torch.equal(first[0], second[0]) and torch.allclose(second[1], 2 * first[1], rtol=1e-2, atol=1e-2)
     assert second[2].abs().max() == 0
     w._token_lora_indices[:4] = torch.tensor([-1, -1, -1, -1])   # next step: a base-only batch
     third = torch.zeros(4, 32, dtype=torch.bfloat16)
-    cpu_lora_ops.add_lora_linear(w, third, x, a, b, 1.0, (32,))
+    w.add_lora_linear(third, x, a, b, 1.0, (32,))
     assert third.abs().max() == 0
+
+
+def test_vllm_picks_the_domainlm_cpu_platform_through_its_plugin():
+    """In a fresh process with the CPU backend's serving environment, vLLM's own platform resolution activates
+    domainlm's platform plugin, and the platform names domainlm's punica wrapper; DOMAINLM_VLLM_LORA_OPS=vllm gives
+    vLLM's own CPU platform back. vLLM's PunicaWrapperCPU class is left as vLLM ships it."""
+    code = textwrap.dedent("""
+        import json
+        from vllm.platforms import current_platform
+        from vllm.lora.punica_wrapper import punica_cpu
+        from vllm.lora.ops.torch_ops import lora_ops
+        print("PLATFORM " + json.dumps([type(current_platform).__module__ + "." + type(current_platform).__name__,
+                                        current_platform.get_punica_wrapper(), current_platform.is_cpu(),
+                                        punica_cpu.bgmv_shrink is lora_ops.bgmv_shrink]))
+    """)
+    serving = get_backend("cpu").serving_env()
+    assert "VLLM_TARGET_DEVICE" not in serving and serving["VLLM_PLUGINS"].split(",")[0] == "domainlm_cpu"
+    seen = {}
+    for ops in ("auto", "vllm"):
+        env = {**os.environ, **serving, "DOMAINLM_VLLM_LORA_OPS": ops}
+        env.pop("VLLM_TARGET_DEVICE", None)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen[ops] = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("PLATFORM "))[9:])
+    assert seen["auto"] == ["domainlm.kernels.ops.vllm_cpu_platform.DomainlmCpuPlatform",
+                            "domainlm.kernels.ops.vllm_cpu_punica.DomainlmPunicaWrapperCPU", True, True]
+    assert seen["vllm"] == ["vllm.platforms.cpu.CpuPlatform",
+                            "vllm.lora.punica_wrapper.punica_cpu.PunicaWrapperCPU", True, True]

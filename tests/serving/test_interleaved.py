@@ -57,15 +57,16 @@ def test_interleaved_verticals_match_offline_vllm(gateway, serving_stack, base_m
             "requests": requests + base_requests, "max_tokens": MAX_TOKENS, "dtype": dtype}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     # engine core in the script's own process: no engine and worker processes to spawn (measured 51 s → 24 s)
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "CUDA_VISIBLE_DEVICES": "",
            "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     result = subprocess.run([sys.executable, str(Path(__file__).with_name("offline_vllm.py")),
                              str(tmp_path / "spec.json"), str(tmp_path / "out.json")],
                             capture_output=True, text=True, timeout=600, env=env, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
-    # vLLM ran domainlm's general plugin in the offline engine too: both sides compute LoRA with the same ops
+    # vLLM picked domainlm's CPU platform in the offline engine too: both sides compute LoRA with the same ops
     if os.environ.get("DOMAINLM_VLLM_LORA_OPS", "auto") != "vllm":
-        assert "domainlm: dense CPU multi-LoRA ops installed" in result.stderr, result.stderr[-3000:]
+        assert "punica wrapper: domainlm.kernels.ops.vllm_cpu_punica.DomainlmPunicaWrapperCPU" in result.stderr, \
+            result.stderr[-3000:]
     offline = json.loads((tmp_path / "out.json").read_text())
     offline, base_answers = offline[:len(requests)], offline[len(requests):]
 

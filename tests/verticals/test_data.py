@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from domainlm.data.sources.evalsets import READERS, eval_set_texts
+from domainlm.data.benchmarks import TEXTS, eval_set_texts
 from domainlm.data.usage import EVAL_ONLY
 from domainlm.errors import DataError
 from domainlm.verticals import get_vertical, register_vertical
@@ -111,8 +111,8 @@ def test_bad_rows_are_counted_never_silent(tmp_path, clean_vertical_registry):
 
 
 def test_eval_only_data_never_trains(tmp_path, clean_vertical_registry, monkeypatch):
-    assert set(READERS) == set(EVAL_ONLY)  # decontamination covers every eval-only set
-    for name in READERS:
+    assert set(TEXTS) == set(EVAL_ONLY)  # decontamination covers every eval-only set
+    for name in TEXTS:
         assert len(eval_set_texts(name)) > 100, name
     # a vertical.yaml cannot name one for training (schema), and a path into one is refused at load time
     v = register_vertical(write_shipping(tmp_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from domainlm.data.sources.evalsets import eval_set_texts
+from domainlm.data.benchmarks import eval_set_texts
 from domainlm.verticals import get_vertical, register_vertical
 from domainlm.verticals.decontam import EvalIndex, ngrams
 from domainlm.verticals.rows import hash_split

@@ -15,7 +15,7 @@ import pytest
 
 from domainlm.data.sources import parse_file
 from domainlm.data.sources.base import Record
-from domainlm.data.sources.evalsets import eval_set_texts
+from domainlm.data.benchmarks import eval_set_texts
 from domainlm.ports import free_port
 from domainlm.verticals import get_vertical
 from domainlm.verticals.dedup import MinHashIndex

@@ -32,8 +32,8 @@ class VLLMBackend:
         cpu = not torch.cuda.is_available()
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(cfg.kv_cache_gib))
-            # Engine core and worker in this process, as before domainlm's CPU multi-LoRA ops came as a vLLM plugin
-            # (kernels/ops/vllm_plugin.py: vLLM now installs them in whichever process runs the model).
+            # Engine core and worker in this process: domainlm's CPU multi-LoRA ops come with the platform vLLM
+            # resolves in whichever process runs the model (kernels/ops/vllm_plugin.py).
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
         from vllm.lora.request import LoRARequest

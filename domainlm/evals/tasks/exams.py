@@ -1,14 +1,12 @@
-"""MMLU and CMMLU readers (subject CSVs with test and dev splits), shared by domain and general-regression tasks."""
+"""MMLU and CMMLU tasks (rows from domainlm.data.benchmarks), shared by domain and general-regression tasks."""
 
 from __future__ import annotations
 
-from domainlm.paths import dataset_dir
-
+from domainlm.data.benchmarks import cmmlu, mmlu
 from domainlm.evals.tasks.base import Item, Task, letter_index, stable_rank
-from domainlm.evals.tasks.readers import read_csv
 
-MMLU = "mmlu_hendrycks_2020-09"
-CMMLU = "cmmlu"
+MMLU = mmlu.DATASET
+CMMLU = cmmlu.DATASET
 MMLU_TEMPLATE = "{question}\n{options}\nAnswer:"
 CMMLU_TEMPLATE = "{question}\n{options}\n答案："
 
@@ -32,24 +30,19 @@ CMMLU_IN_VERTICAL = {
 }
 
 
-def mmlu_subjects(split: str = "test") -> list[str]:
-    return sorted(p.name[: -len(f"_{split}.csv")] for p in (dataset_dir(MMLU) / split).glob(f"*_{split}.csv"))
-
-
-def cmmlu_subjects(split: str = "test") -> list[str]:
-    return sorted(p.stem for p in (dataset_dir(CMMLU) / split).glob("*.csv"))
+mmlu_subjects = mmlu.subjects
+cmmlu_subjects = cmmlu.subjects
 
 
 def mmlu_items(subject: str, split: str = "test") -> list[Item]:
-    path = dataset_dir(MMLU) / split / f"{subject}_{split}.csv"
-    rows = read_csv(path, header=False, fieldnames=["question", "A", "B", "C", "D", "answer"])
+    rows = mmlu.rows(subject, split)
     return [Item(id=f"{subject}/{split}/{i}", fields={"question": r["question"].strip(), "subject": subject},
                  choices=(r["A"], r["B"], r["C"], r["D"]), gold=letter_index(r["answer"], 4))
             for i, r in enumerate(rows)]
 
 
 def cmmlu_items(subject: str, split: str = "test") -> list[Item]:
-    rows = read_csv(dataset_dir(CMMLU) / split / f"{subject}.csv")
+    rows = cmmlu.rows(subject, split)
     return [Item(id=f"{subject}/{split}/{r.get('') or i}",
                  fields={"question": r["Question"].strip(), "subject": subject},
                  choices=(r["A"], r["B"], r["C"], r["D"]), gold=letter_index(r["Answer"], 4))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from domainlm.data.benchmarks import atmossci, geobench
 from domainlm.evals.tasks.base import Item, Task, letter_index
-from domainlm.evals.tasks.readers import read_json, read_jsonl, shared_file
 from domainlm.evals.tasks.registry import register_task
 
 MC_EN = "Question: {question}\n{options}\nAnswer:"
-ATMOSSCI_FILES = ("main_1-10.jsonl", "main_11-30.jsonl", "extra_1-10.jsonl")
 
 
 @register_task("atmossci_physical_oceanography", "AtmosSci-Bench physical-oceanography MC (180, templated)")
 def atmossci_physical_oceanography(ctx) -> Task:
     items = []
-    for name in ATMOSSCI_FILES:
-        for row in read_jsonl(shared_file("atmossci_bench", name)):
+    for name in atmossci.MCQ_FILES:
+        for row in atmossci.rows(name):
             if row["type"] != "Physical Oceanography":
                 continue
             choices = tuple(row["options"])
@@ -27,7 +26,7 @@ def atmossci_physical_oceanography(ctx) -> Task:
 @register_task("geobench_ap", "GeoBench AP-study geoscience MC (1,395, 5 options)")
 def geobench_ap(ctx) -> Task:
     items = []
-    for number, row in enumerate(read_json(shared_file("geobench_k2", "geobench_apstudy.json"))):
+    for number, row in enumerate(geobench.apstudy()):
         choices = tuple(c["text"] for c in sorted(row["question"]["choices"], key=lambda c: c["label"]))
         items.append(Item(id=str(number), fields={"question": row["question"]["stem"].strip()}, choices=choices,
                           gold=letter_index(row["answerKey"], len(choices))))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from domainlm.data.benchmarks import medagents, pubmedqa as pubmedqa_files
 from domainlm.evals.tasks.base import Item, Task, letter_index
 from domainlm.evals.tasks.exams import CMMLU_MEDICAL, cmmlu_task
-from domainlm.evals.tasks.readers import read_json, read_jsonl, shared_file
 from domainlm.evals.tasks.registry import register_task
 
 MC_EN = "Question: {question}\n{options}\nAnswer:"
@@ -13,7 +13,7 @@ MC_EN = "Question: {question}\n{options}\nAnswer:"
 def medagents_items(dataset: str) -> list[Item]:
     """MedAgentsBench JSONL: question, options {A: text, …}, answer_idx letter."""
     items = []
-    for number, row in enumerate(read_jsonl(shared_file(dataset, "test.jsonl"))):
+    for number, row in enumerate(medagents.rows(dataset)):
         letters = sorted(row["options"])
         choices = tuple(str(row["options"][k]) for k in letters)
         rid = f"{row.get('subject', '')}{'/' if row.get('subject') else ''}{row.get('realidx', number)}"
@@ -40,13 +40,13 @@ def mmlu_medical(ctx) -> Task:
                 sources=("mmlu_medical_medagents",))
 
 
-PUBMEDQA_LABELS = ("yes", "no", "maybe")
+PUBMEDQA_LABELS = pubmedqa_files.LABELS
 
 
 def pubmedqa_items() -> list[Item]:
     """The 500 expert-labelled test questions (pmid, abstract contexts, question, label), in file order."""
-    questions = read_json(shared_file("pubmedqa", "ori_pqal.json"))
-    truth = read_json(shared_file("pubmedqa", "test_ground_truth.json"))
+    questions = pubmedqa_files.questions()
+    truth = pubmedqa_files.test_labels()
     return [Item(id=pmid, fields={"question": questions[pmid]["QUESTION"],
                                   "context": " ".join(questions[pmid]["CONTEXTS"]),
                                   "abstract": "\n".join(questions[pmid]["CONTEXTS"])},   # lm-eval's layout

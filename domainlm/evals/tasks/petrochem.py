@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from domainlm.data.benchmarks import agieval, chembench, formationeval as formationeval_files, gaokao_bench, scibench
 from domainlm.evals.tasks.base import Item, Task, letter_index
-from domainlm.evals.tasks.readers import read_json, read_jsonl, shared_file
 from domainlm.evals.tasks.registry import register_task
 
 MC_EN = "Question: {question}\n{options}\nAnswer:"
@@ -17,7 +17,7 @@ INLINE_OPTION = re.compile(r"(?:^|\n)\s*([A-D])\s*[.．、:：]\s*")  # GAOKAO-B
 @register_task("chembench_mc", "ChemBench single-answer MC questions (all topics but `preference` by default)")
 def chembench_mc(ctx, topics: list[str] | None = None, exclude_topics: tuple[str, ...] = ("preference",)) -> Task:
     items = []
-    for row in read_jsonl(shared_file("chembench", "chembench_questions.part00.jsonl")):
+    for row in chembench.rows():
         example = row["examples"][0]
         scores = example.get("target_scores")
         topic = row["_topic_dir"]
@@ -36,14 +36,14 @@ def chembench_mc(ctx, topics: list[str] | None = None, exclude_topics: tuple[str
 def formationeval(ctx) -> Task:
     items = [Item(id=row["id"], fields={"question": row["question"].strip()}, choices=tuple(row["choices"]),
                   gold=int(row["answer_index"]))
-             for row in read_json(shared_file("formationeval_oil_gas", "formationeval_v0.1.json"))]
+             for row in formationeval_files.rows()]
     return Task("formationeval", "multiple_choice", items, template=MC_EN, sources=("formationeval_oil_gas",))
 
 
 @register_task("agieval_gaokao_chemistry", "AGIEval Gaokao chemistry (zh, 207), MC over letters")
 def agieval_gaokao_chemistry(ctx) -> Task:
     items = []
-    for number, row in enumerate(read_jsonl(shared_file("agieval_gaokao_chemistry", "gaokao-chemistry.jsonl"))):
+    for number, row in enumerate(agieval.rows()):
         choices = tuple(OPTION_PREFIX.sub("", option, count=1).strip() for option in row["options"])
         items.append(Item(id=str(number), fields={"question": row["question"].strip()}, choices=choices,
                           gold=letter_index(row["label"], len(choices))))
@@ -53,7 +53,7 @@ def agieval_gaokao_chemistry(ctx) -> Task:
 
 @register_task("gaokao_bench_chemistry", "GAOKAO-Bench chemistry MCQs (zh, options inside the question)")
 def gaokao_bench_chemistry(ctx) -> Task:
-    rows = read_json(shared_file("gaokao_bench_chemistry", "2010-2022_Chemistry_MCQs.json"))["example"]
+    rows = gaokao_bench.examples()
     items = []
     for number, row in enumerate(rows):
         letters = "".join(INLINE_OPTION.findall(row["question"]))
@@ -71,7 +71,7 @@ def gaokao_bench_chemistry(ctx) -> Task:
 def scibench_chemistry(ctx, books: tuple[str, ...] = ("atkins", "chemmc", "matter", "quan")) -> Task:
     items = []
     for book in books:
-        for number, row in enumerate(read_json(shared_file("scibench_chemistry", f"{book}.json"))):
+        for number, row in enumerate(scibench.book(book)):
             unit = (row.get("unit") or "").strip() or "(no unit)"
             items.append(Item(id=f"{book}/{row.get('problemid', number).strip()}/{number}",
                               fields={"question": row["problem_text"].strip(), "unit": unit},

