@@ -74,7 +74,7 @@ class LoraCache:
         self.warned = False
 
     def get(self, owner, kind: str, version, shape: tuple, build):
-        if version is None or (isinstance(version, tuple) and None in version):
+        if version is None:
             if kind != "onehot" and not self.warned:  # a tensor without a version counter: compute afresh
                 self.warned = True
                 print("domainlm: LoRA weights without a version counter: weight caches off (slower)", file=sys.stderr)

