@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "registry": ("domainlm.registry.cli:register", "adapter versions: list, verify, promote, roll back"),
     "serve": ("domainlm.serving.cli:register_serve", "run the OpenAI-compatible gateway and its engines"),
     "keys": ("domainlm.serving.cli:register_keys", "gateway API keys: create, list, revoke"),
+    "vertical": ("domainlm.serving.cli:register_vertical_switch",
+                 "emergency switch: suspend or resume a vertical on every gateway replica"),
     "data": ("domainlm.verticals.cli:register", "vertical data: inspect, data card, teacher synthesis"),
     "train": ("domainlm.training.cli:register_train", "LoRA fine-tune one vertical from a YAML config"),
     "export": ("domainlm.training.cli:register_export", "copy an adapter, or merge it into its base model"),

@@ -11,6 +11,7 @@ SCHEMAS = {
     "serve": "domainlm.serving.config:ServeConfig",
     "pipeline": "domainlm.pipeline.config:PipelineConfig",
     "sweep": "domainlm.pipeline.sweep:SweepConfig",
+    "recipes": "domainlm.pipeline.sweep:Recipe",
     "verticals": "domainlm.verticals.spec:VerticalSpec",
     "accelerate": "domainlm.training.accelerate_config:AccelerateConfig",
 }

@@ -98,6 +98,8 @@ class EvalConfig(Strict):
     base_model: str | None = None            # base model (default: the embedded smollm2-135m)
     domain_tasks: list[TaskRef] = Field(default_factory=list)   # the domain suite (domain_gain, significance)
     general_tasks: list[TaskRef] = Field(default_factory=list)  # the general-regression suite
+    safety_tasks: list[TaskRef] = Field(default_factory=list)   # the safety suite: harmful compliance and
+    # over-refusal rates with 95% intervals, per category (reported apart from the domain and general suites)
     limit: int | None = Field(None, ge=1)    # items per task (deterministic sample); --limit overrides
     cap_all: bool = False                    # true: the limit caps `capped: false` tasks too (smoke runs)
     seed: int = 1234                         # few-shot draws, item sampling, generation seed
@@ -115,9 +117,10 @@ class EvalConfig(Strict):
 
     _domain = field_validator("domain_tasks", mode="before")(classmethod(lambda cls, v: _as_refs(v)))
     _general = field_validator("general_tasks", mode="before")(classmethod(lambda cls, v: _as_refs(v)))
+    _safety = field_validator("safety_tasks", mode="before")(classmethod(lambda cls, v: _as_refs(v)))
 
     @model_validator(mode="after")
     def _has_tasks(self):
-        if not self.domain_tasks and not self.general_tasks:
-            raise ValueError("no tasks: list at least one task under domain_tasks or general_tasks")
+        if not self.domain_tasks and not self.general_tasks and not self.safety_tasks:
+            raise ValueError("no tasks: list at least one task under domain_tasks, general_tasks or safety_tasks")
         return self

@@ -51,9 +51,11 @@ def render(report: dict) -> str:
             lines += [f"Format adherence, {task}: {f['adapter']:.1f}% of answers are a label (base {f['base']:.1f}%), "
                       f"change [{f['ci_low']:+.1f}, {f['ci_high']:+.1f}] points (95% paired bootstrap, n={f['n']}).",
                       ""]
+        lines += _safety_lines(summary.get("safety"))
         if summary.get("report_only_tasks"):
             lines += [f"Reported, not gating: {', '.join(summary['report_only_tasks'])} (the vertical's gates).", ""]
-    for suite, title in (("domain", "Domain suite"), ("general", "General-regression suite")):
+    for suite, title in (("domain", "Domain suite"), ("general", "General-regression suite"),
+                         ("safety", "Safety suite")):
         tasks = {n: t for n, t in report["tasks"].items() if t["suite"] == suite}
         if not tasks:
             continue
@@ -72,6 +74,7 @@ def render(report: dict) -> str:
                 lines.append(f"| {name} | {label} | {cmp['effect']:+.2f} {cmp['unit']} | [{cmp['ci_low']:+.2f}, "
                              f"{cmp['ci_high']:+.2f}] | {cmp['p_value']:.4f} | {verdict} |")
         lines.append("")
+        lines += _category_lines(tasks, labels)
     if report["files"].get("charts"):
         lines += ["## Charts", ""] + [f"![{p.rsplit('/', 1)[-1]}](charts/{p.rsplit('/', 1)[-1]})"
                                       for p in report["files"]["charts"]] + [""]
@@ -92,3 +95,42 @@ def _noninferiority_lines(test: dict | None) -> list[str]:
             f"one with a true {power['regression']:g}-point regression fails {100 * power['fail_if_regressed']:.1f}%; "
             f"the measured spread (sd {test['sd']:.2f}) needs {test['items_needed']} items. On accuracy (not gated): "
             f"{acc['diff']:+.2f} points, lower bound {acc['lower']:+.2f}, sd {acc['sd']:.2f}.", ""]
+
+
+_RATE_NAMES = {"harmful_compliance": "harmful requests answered", "over_refusal": "safe requests refused"}
+
+
+def _rate(score: dict | None) -> str:
+    if not score or score.get("rate") is None:
+        return "–"
+    return f"{100 * score['rate']:.1f}% [{100 * score['ci_low']:.1f}, {100 * score['ci_high']:.1f}]"
+
+
+def _safety_lines(safety: dict | None) -> list[str]:
+    if not safety:
+        return []
+    lines = ["**Safety** (rates with Wilson 95% intervals; answers judged by the offline refusal rules; the change is "
+             "adapter − base in points, 95% paired bootstrap):", "",
+             "| task | rate of | base | adapter | change (points) |", "|---|---|---|---|---|"]
+    for name, s in safety.items():
+        change = s["change"]
+        what = _RATE_NAMES.get(s["metric"], s["metric"])
+        lines.append(f"| {name} | {what} | {_rate(s['base'])} | {_rate(s['adapter'])} | {change['points']:+.1f} "
+                     f"[{change['ci_low']:+.1f}, {change['ci_high']:+.1f}] |")
+    return lines + [""]
+
+
+def _category_lines(tasks: dict, labels: list[str]) -> list[str]:
+    """Per-category rates (Wilson 95%) for tasks whose items carry a category."""
+    lines = []
+    for name, task in tasks.items():
+        categories = task.get("by_category")
+        if not categories:
+            continue
+        lines += [f"{name} by category ({task['primary_metric']}, Wilson 95%):", "",
+                  "| category | n | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(labels)]
+        for category, row in categories.items():
+            n = next(iter(row.values()))["n"]
+            lines.append(f"| {category} | {n} | " + " | ".join(_rate(row[label]) for label in labels) + " |")
+        lines.append("")
+    return lines

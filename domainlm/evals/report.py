@@ -10,6 +10,8 @@ summary (what promotion gates read), for the first adapter vs the base:
   nll_reduction      fraction, (base − adapter) / base of mean per-token answer NLL, mean over domain NLL tasks
   nll_reduction_low  fraction, the lowest task's lower 95% bound of that cut
   format_adherence   per generated-label task: base / adapter share of answers in the label format, drop (points)
+  safety             per safety task: base / adapter rate (harmful compliance or over-refusal, Wilson 95%) and the
+                     paired change in points (adapter − base; positive = more often)
 Tasks the vertical's gates list as report_only are scored and reported but not in domain_gain or significant.
 Fields a run cannot measure (no general tasks, no NLL task, base-only run) are null.
 """
@@ -42,11 +44,9 @@ def _task_result(plan, per_subject: dict[str, list[dict]], subjects, boot) -> di
     base_rows = np.array([r[task.primary] for r in per_subject["base"]], dtype=np.float64)
     for label in labels[1:]:
         rows = np.array([r[task.primary] for r in per_subject[label]], dtype=np.float64)
-        test = paired_test(Paired(base_rows, rows, relative=not task.higher_is_better), boot.samples, boot.seed,
-                           boot.alpha)
-        comparisons[label] = {"metric": task.primary,
-                              "unit": "% NLL reduction" if not task.higher_is_better else "points",
-                              "base": float(base_rows.mean()), "adapter": float(rows.mean()), **test}
+        comparisons[label] = {"metric": task.primary, "unit": _unit(task),
+                              "base": float(base_rows.mean()), "adapter": float(rows.mean()),
+                              **paired_test(_paired(task, base_rows, rows), boot.samples, boot.seed, boot.alpha)}
     items = []
     for index, item in enumerate(task.items):
         entry = {"id": item.id}
@@ -56,10 +56,71 @@ def _task_result(plan, per_subject: dict[str, list[dict]], subjects, boot) -> di
             entry["reference"] = item.reference[:300]
         entry["results"] = {label: per_subject[label][index] for label in labels}
         items.append(entry)
-    return {"kind": task.kind, "suite": plan.suite, "primary_metric": task.primary,
-            "higher_is_better": task.higher_is_better, "n_items": len(task.items), "few_shot": plan.few_shot,
-            "language": task.language, "sources": list(task.sources), "description": task.description,
-            "scores": scores, "comparisons": comparisons, "items": items}
+    result = {"kind": task.kind, "suite": plan.suite, "primary_metric": task.primary,
+              "higher_is_better": task.higher_is_better, "n_items": len(task.items), "few_shot": plan.few_shot,
+              "language": task.language, "sources": list(task.sources), "description": task.description,
+              "scores": scores, "comparisons": comparisons, "items": items}
+    categories = [item.fields.get("category") for item in task.items]
+    if all(c is not None for c in categories) and len(set(categories)) > 1:
+        result["by_category"] = by_category(categories, per_subject, labels, task.primary, boot.alpha)
+    return result
+
+
+def _unit(task) -> str:
+    if task.kind == "nll":
+        return "% NLL reduction"
+    return "points" if task.higher_is_better else "points lower"
+
+
+def _paired(task, base: np.ndarray, adapter: np.ndarray) -> Paired:
+    """The adapter's improvement: % NLL cut, points gained, or points a lower-is-better rate fell."""
+    if task.kind == "nll":
+        return Paired(base, adapter, relative=True)
+    if task.higher_is_better:
+        return Paired(base, adapter, relative=False)
+    return Paired(-base, -adapter, relative=False)
+
+
+def by_category(categories: list[str], per_subject: dict[str, list[dict]], labels: list[str], metric: str,
+                alpha: float) -> dict:
+    """category → subject → {rate, ci_low, ci_high, n}: the metric's share per category, Wilson 95% intervals."""
+    out: dict[str, dict] = {}
+    for category in sorted(set(categories)):
+        where = [i for i, c in enumerate(categories) if c == category]
+        out[category] = {label: wilson([per_subject[label][i][metric] for i in where], alpha) for label in labels}
+    return out
+
+
+def wilson(values, alpha: float = 0.05) -> dict:
+    """{rate, ci_low, ci_high, n}: the share of 1s with a Wilson score interval (sound at 0%, 100% and small n)."""
+    from statistics import NormalDist
+
+    x = np.asarray(values, dtype=np.float64)
+    n = int(x.size)
+    if n == 0:
+        return {"rate": None, "ci_low": None, "ci_high": None, "n": 0}
+    p, z = float(x.mean()), NormalDist().inv_cdf(1 - alpha / 2)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return {"rate": p, "ci_low": max(0.0, round(float(centre - half), 10)),
+            "ci_high": min(1.0, round(float(centre + half), 10)), "n": n}
+
+
+def _safety(plans, per_item, adapter: str, boot) -> dict:
+    """Per safety task: base and adapter rates (Wilson 95%), the paired change in points, and per category."""
+    out = {}
+    for plan in plans:
+        if plan.suite != "safety":
+            continue
+        task, rows = plan.task, per_item[plan.task.name]
+        base = np.array([r[task.primary] for r in rows["base"]], dtype=np.float64)
+        tuned = np.array([r[task.primary] for r in rows[adapter]], dtype=np.float64)
+        change = paired_test(Paired(base, tuned, relative=False), boot.samples, boot.seed, boot.alpha)
+        out[task.name] = {"metric": task.primary, "higher_is_better": task.higher_is_better,
+                          "base": wilson(base, boot.alpha), "adapter": wilson(tuned, boot.alpha),
+                          "change": {"points": change["effect"], "ci_low": change["ci_low"],
+                                     "ci_high": change["ci_high"]}}
+    return out
 
 
 def _general_noninferiority(general, per_item, adapter: str, gate: dict) -> dict | None:
@@ -143,6 +204,7 @@ def _summary(plans, per_item, adapter: str, boot, gates: dict | None) -> dict:
         "nll_reduction": float(np.mean(nll)) if nll else None,
         "nll_reduction_low": float(min(nll_low)) if nll_low else None,
         "format_adherence": _format_adherence(domain_all, per_item, adapter, boot),
+        "safety": _safety(plans, per_item, adapter, boot),
         "domain_tasks": [p.task.name for p in domain],
         "report_only_tasks": [p.task.name for p in domain_all if p.task.name in report_only],
         "general_tasks": [p.task.name for p in general],

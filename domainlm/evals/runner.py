@@ -33,7 +33,7 @@ class PlannedTask:
     """A task with its sampled items, its suite, and the requests each item needs."""
 
     task: Task
-    suite: str                                         # "domain" | "general"
+    suite: str                                         # "domain" | "general" | "safety"
     few_shot: int
     ll: list[list[LLRequest]] = field(default_factory=list)   # per item (multiple_choice, nll)
     gen: list[GenRequest | None] = field(default_factory=list)  # per item (generate, judge)
@@ -49,7 +49,7 @@ def load_eval_config(config: EvalConfig | str | Path, overrides: list[str] | Non
 def plan_tasks(cfg: EvalConfig, base_dir: Path, limit: int | None, builder: PromptBuilder) -> list[PlannedTask]:
     ctx = TaskContext(vertical=cfg.vertical, seed=cfg.seed)
     planned: list[PlannedTask] = []
-    for suite, refs in (("domain", cfg.domain_tasks), ("general", cfg.general_tasks)):
+    for suite, refs in (("domain", cfg.domain_tasks), ("general", cfg.general_tasks), ("safety", cfg.safety_tasks)):
         for ref in refs:
             task = _build(ref, ctx, base_dir)
             run_cap = (limit or cfg.limit) if ref.capped or cfg.cap_all else None
@@ -147,7 +147,8 @@ def score_item(plan: PlannedTask, index: int, ll: dict, gen: dict, judged: dict 
     if task.kind == "judge":
         return {**judged[index], "output": text[:2000]}
     out = scorers.generation(text, item.reference or "", task.metrics, task.labels, task.tolerance)
-    out["output"] = text[:2000]
+    if task.keep_output:   # answers to harmful requests may be harmful: safety tasks keep the verdict only
+        out["output"] = text[:2000]
     return out
 
 

@@ -70,6 +70,17 @@ def gate_table(report: dict, gates) -> list[dict]:
                 f"{_num(f.get('base'), '.1f')}%)", f"change [{_num(f.get('ci_low'), '+.1f')}, "
                 f"{_num(f.get('ci_high'), '+.1f')}] pts", f"drop ≤ {gates.format_adherence.max_drop:g} pts",
                 bool(f) and f["drop"] <= gates.format_adherence.max_drop)
+    if gates.safety:
+        for task in gates.safety.tasks:
+            entry = (s.get("safety") or {}).get(task) or {}
+            change = entry.get("change") or {}
+            what = "harmful requests answered" if entry.get("metric") == "harmful_compliance" else \
+                "safe requests refused"
+            add(f"{task}: {what}", f"{_num(100 * entry['adapter']['rate'], '.1f')}% (base "
+                f"{_num(100 * entry['base']['rate'], '.1f')}%)" if entry else "—",
+                f"change [{_num(change.get('ci_low'), '+.1f')}, {_num(change.get('ci_high'), '+.1f')}] pts",
+                f"upper bound ≤ +{gates.safety.margin:g} pts",
+                bool(change) and change["ci_high"] <= gates.safety.margin)
     return rows
 
 

@@ -80,10 +80,21 @@ class SweepConfig(Strict):
     recipe: str | None = None                     # where the best trial's recipe is written (None: not written)
     fixed: list[str] = []                         # overrides every trial shares (steps, eval cadence, …)
     space: list[Dimension] = Field(min_length=1)
+    start_with: list[dict[str, Any]] = []         # points tried first (e.g. today's recipe): the best trial can
+    # then only beat them on the dev score, never fall below them
     objective: Objective = Objective()
     pruner: Pruner = Pruner()
     seed: int = 0                                 # the sampler's seed (TPE)
     eval_backend: str = "hf"
+
+
+class Recipe(Strict):
+    """configs/recipes/<vertical>.yaml, written by `domainlm sweep`: the best trial's searched keys."""
+
+    vertical: str
+    score: float                                  # 100 · dev NLL cut − format / general penalties
+    dev: dict[str, float | None] = {}             # the dev numbers behind the score
+    overrides: list[str] = Field(min_length=1)    # key=value, applied after the quickstart's own train overrides
 
 
 def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepConfig:
@@ -128,6 +139,11 @@ class Sweep:
         self.vertical = self.train_cfg.data.vertical
         for dim in cfg.space:   # every searched key must exist in the training config: fail before trial 1
             load_config(self.train_path, TrainConfig, [*cfg.fixed, f"{dim.key}={_sample_value(dim)}"])
+        keys = {dim.key for dim in cfg.space}
+        for n, point in enumerate(cfg.start_with):
+            if set(point) != keys:
+                raise ConfigError(f"start_with[{n}]: give exactly the searched keys {sorted(keys)}, "
+                                  f"got {sorted(point)}")
 
     def _path(self, value: str) -> Path:
         path = Path(value).expanduser()
@@ -222,6 +238,9 @@ class Sweep:
             study._storage.set_trial_state_values(stale._trial_id, optuna.trial.TrialState.FAIL)
             study.enqueue_trial(stale.params)
             logger.info("re-running a trial cut short by a kill", trial=stale.number)
+        if not study.trials:   # a new study: the declared starting points go first
+            for point in self.cfg.start_with:
+                study.enqueue_trial(point)
         return study
 
     def run(self) -> dict:
@@ -295,7 +314,8 @@ class Sweep:
             raise DomainlmError(f"sweep {self.vertical}: no trial completed (see {self.workdir}/trials/*/train.log)")
         best = study.best_trial
         result = {"vertical": self.vertical, "best_trial": best.number, "score": best.value,
-                  "overrides": [o for o in best.user_attrs["overrides"] if not o.startswith("base_model=")],
+                  # only the searched keys: `fixed` (eval cadence, dev rows) serves the search, not the recipe
+                  "overrides": [f"{d.key}={best.params[d.key]}" for d in self.cfg.space],
                   "dev": {k: best.user_attrs.get(k) for k in ("dev_nll_reduction", "format_drop", "general_drop")},
                   "trials": {"complete": len(complete), "total": len(study.trials),
                              "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in study.trials)},
@@ -324,7 +344,9 @@ def _read_metrics(path: Path) -> list[dict]:
 
 def write_recipe(path: Path, result: dict, cfg: SweepConfig) -> None:
     """configs/recipes/<vertical>.yaml: the overrides the quickstart applies to the vertical's training config."""
-    lines = [f"# The {result['vertical']} recipe: best of {result['trials']['complete']} complete sweep trials "
+    lines = [f"# launch: domainlm quickstart --config configs/pipeline/quickstart.yaml (applies this recipe to "
+             f"{result['vertical']})",
+             f"# The {result['vertical']} recipe: best of {result['trials']['complete']} complete sweep trials "
              f"({result['trials']['pruned']} pruned), scored on the dev split only.",
              f"# Written by `domainlm sweep` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
              f"train config {cfg.train_config}.",

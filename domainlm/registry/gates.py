@@ -2,7 +2,8 @@
 
 Report contract (docs/architecture.md, domainlm/evals/report.py): `subject.artifact_id` and a `summary` with
 domain_gain (points), general_regression (points, base − adapter), general_noninferiority (the one-sided test),
-significant (bool), nll_reduction and nll_reduction_low (fractions), format_adherence (per task, points).
+significant (bool), nll_reduction and nll_reduction_low (fractions), format_adherence (per task, points), safety
+(per task: base / adapter rates and the paired change in points).
 Gates come from the vertical's definition (verticals/spec.py Gates; None = not gated).
 """
 
@@ -107,6 +108,26 @@ def _format(summary: dict, gate, result: GateResult) -> None:
                                    f"{entry['adapter']:.1f}% (drop {entry['drop']:.1f} > max_drop {gate.max_drop:g})")
 
 
+def _safety(summary: dict, gate, result: GateResult) -> None:
+    """Each named safety task: the upper 95% bound of the adapter's rate change (points) within the margin."""
+    if gate is None:
+        return
+    measured = summary.get("safety") or {}
+    for task in gate.tasks:
+        entry = measured.get(task)
+        change = (entry or {}).get("change") or {}
+        result.checked[f"safety:{task}"] = (change.get("ci_high"), gate.margin)
+        if not entry or entry.get("higher_is_better", True):
+            result.failures.append(f"safety task {task} missing from the report summary (list it under the eval "
+                                   "config's safety_tasks)" if not entry else
+                                   f"safety gate on {task}: its metric {entry.get('metric')} is not a rate to keep low")
+        elif change["ci_high"] > gate.margin:
+            what = "harmful requests answered" if entry["metric"] == "harmful_compliance" else "safe requests refused"
+            result.failures.append(f"{task}: {what} rose from {100 * entry['base']['rate']:.1f}% to "
+                                   f"{100 * entry['adapter']['rate']:.1f}% (change {change['points']:+.1f} points, "
+                                   f"upper 95% bound {change['ci_high']:+.1f} > margin {gate.margin:g})")
+
+
 def check_gates(report: dict, gates) -> GateResult:
     """Compare the report's summary with the gates; every unmet or unmeasured gate is named."""
     summary = report["summary"]
@@ -130,6 +151,7 @@ def check_gates(report: dict, gates) -> GateResult:
          lambda v, t: v >= t)
     _noninferior(summary, getattr(gates, "general_noninferiority", None), result)
     _format(summary, getattr(gates, "format_adherence", None), result)
+    _safety(summary, getattr(gates, "safety", None), result)
     if getattr(gates, "require_significance", False):
         result.checked["require_significance"] = (summary.get("significant"), True)
         if summary.get("significant") is not True:

@@ -1,4 +1,5 @@
-"""/admin routes (scope `admin`): hot load / unload / promote / rollback across all replicas, keys, audit, status."""
+"""/admin routes (scope `admin`): hot load / unload / promote / rollback across all replicas, keys, audit, status,
+and the emergency switch (suspend / resume a vertical)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from domainlm.registry import NotFound, RegistryError, parse_ref
 from domainlm.serving import lifecycle
 from domainlm.serving.auth import ApiKey, KeyStoreError
 from domainlm.serving.errors import APIError
-from domainlm.serving.protocol import ErrorResponse, KeyCreateRequest, LoadRequest, PromoteRequest, RollbackRequest
+from domainlm.serving.protocol import (ErrorResponse, KeyCreateRequest, LoadRequest, PromoteRequest, RollbackRequest,
+                                       SuspendRequest)
+from domainlm.serving.suspension import SuspensionError, switch
 from domainlm.serving.routes import KeyDep, service_of
 
 ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 502, 503)}
@@ -47,7 +50,8 @@ async def status(request: Request, key: AdminDep):
     ok, detail = service.ready()
     return {"ready": ok, **detail, "engines": {n: e.status() for n, e in service.engines.items()},
             "models": service.table.cards(), "production": dict(service.table.aliases),
-            "inflight": {k: v for k, v in service.inflight.items() if v}}
+            "inflight": {k: v for k, v in service.inflight.items() if v},
+            "suspended": {v: s.to_dict() for v, s in service.suspensions.active().items()}}
 
 
 @router.post("/load")
@@ -169,6 +173,36 @@ async def keys_revoke(key_id: str, request: Request, key: AdminDep):
     except KeyStoreError as exc:
         raise APIError(404, str(exc), param="key_id") from None
     return record.to_dict()
+
+
+@router.get("/verticals")
+async def verticals(request: Request, key: AdminDep):
+    """Suspended verticals and the latest suspend / resume switches (every replica's)."""
+    store = service_of(request).suspensions
+    return {"suspended": {v: s.to_dict() for v, s in store.active().items()},
+            "events": await asyncio.to_thread(store.events, 50)}
+
+
+@router.post("/verticals/{vertical}/suspend")
+async def suspend(vertical: str, body: SuspendRequest, request: Request, key: AdminDep):
+    service = service_of(request)
+    try:
+        record = await asyncio.to_thread(switch, service.suspensions, "suspend", vertical, actor(key),
+                                         service.audit.record, body.reason)
+    except SuspensionError as exc:
+        raise APIError(400, str(exc), param="vertical") from None
+    return {"suspended": record.to_dict()}
+
+
+@router.post("/verticals/{vertical}/resume")
+async def resume(vertical: str, request: Request, key: AdminDep):
+    service = service_of(request)
+    try:
+        record = await asyncio.to_thread(switch, service.suspensions, "resume", vertical, actor(key),
+                                         service.audit.record)
+    except SuspensionError as exc:
+        raise APIError(404, str(exc), param="vertical") from None
+    return {"resumed": record.to_dict()}
 
 
 @router.get("/audit")

@@ -1,6 +1,7 @@
 """Admission: everything that decides whether a request reaches an engine, in one order for every endpoint.
 
-    auth (401/403, per-address throttle 429) → model route (404/403) → limits (400) → rate limit (429)
+    auth (401/403, per-address throttle 429) → model route (404/403, suspended vertical 503) → limits (400)
+    → rate limit (429)
     → context length (400, refused untokenized when the bytes alone prove it too long)
 
 Endpoints (serving_chat.py, serving_completion.py) describe their prompt as a `PromptSize` and call `admit` once.
@@ -110,6 +111,10 @@ class Admission:
             what = f"vertical '{route.vertical}'" if route.vertical else "base models (scope 'base')"
             raise APIError(403, f"this key may not use {what}; its scopes are {list(call.key.scopes)}",
                            param="model", code="insufficient_scope")
+        suspended = service.suspensions.get(route.vertical)
+        if suspended is not None:
+            raise APIError(503, f"vertical '{route.vertical}' is suspended since {suspended.suspended_at}: "
+                                f"{suspended.reason}", param="model", code="vertical_suspended")
         return route
 
     def _limits(self, req, route: Route) -> int:

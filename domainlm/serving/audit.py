@@ -1,7 +1,9 @@
 """Audit log of every gateway request (SQLite), written by a background thread so requests never wait on disk.
 
 What is kept of a prompt follows the vertical's logging rules (domainlm.verticals.policy.audit_fields): the text,
-only its sha256 (medical), or nothing. Answers are kept only where prompts may be kept.
+only its sha256 (medical), or nothing. Answers are kept only where prompts may be kept. Kept text has its PII
+(names after a cue, phone numbers, PRC ID numbers, emails, medical record numbers) replaced by placeholders first
+(domainlm.verticals.pii).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from domainlm.verticals.pii import redact_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -60,6 +64,32 @@ def load_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
+def _values(row: dict) -> tuple:
+    """One audit row in FIELDS order: timestamped, texts capped, policy as JSON."""
+    now = time.time()
+    row.setdefault("ts", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z")
+    for text_field in ("prompt", "answer"):   # PII redacted before the text reaches the disk
+        if isinstance(row.get(text_field), str):
+            row[text_field] = redact_text(row[text_field])[:MAX_TEXT]
+    if isinstance(row.get("policy"), (dict, list)):
+        row["policy"] = json.dumps(row["policy"], ensure_ascii=False)
+    row["stream"] = int(bool(row.get("stream")))
+    return tuple(row.get(f) for f in FIELDS)
+
+
+def append(path: str | Path, **row) -> None:
+    """Write one audit row now, without a running gateway (operator commands: `domainlm vertical suspend`)."""
+    db = sqlite3.connect(path, timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.executescript(SCHEMA)
+        with db:
+            db.execute(f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
+                       _values(row))
+    finally:
+        db.close()
+
+
 class AuditLog:
     """Rows are queued (bounded: `max_queue`) and written in batches by one thread. A failed write (disk full, a
     locked database) is retried with backoff until it succeeds, the rows kept; while it fails, rows beyond the
@@ -92,16 +122,8 @@ class AuditLog:
                 "dropped_rows": self.dropped, "failed_writes": self.failures, "queued": self._queue.qsize()}
 
     def record(self, **row) -> None:
-        now = time.time()
-        row.setdefault("ts", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z")
-        for text_field in ("prompt", "answer"):
-            if isinstance(row.get(text_field), str):
-                row[text_field] = row[text_field][:MAX_TEXT]
-        if isinstance(row.get("policy"), (dict, list)):
-            row["policy"] = json.dumps(row["policy"], ensure_ascii=False)
-        row["stream"] = int(bool(row.get("stream")))
         try:
-            self._queue.put_nowait(tuple(row.get(f) for f in FIELDS))
+            self._queue.put_nowait(_values(row))
         except queue.Full:
             self.dropped += 1
 

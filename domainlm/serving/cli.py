@@ -100,3 +100,63 @@ def _keys_revoke(args) -> int:
     record = _store(args).revoke(args.key_id)
     print(f"revoked {record.id} ({record.name}) at {record.revoked_at}")
     return 0
+
+
+def register_vertical_switch(subparsers) -> None:
+    parser = subparsers.add_parser("vertical", help="emergency switch: suspend or resume a vertical on every "
+                                                    "gateway replica (503 with the reason, within a second)")
+    parser.add_argument("--db", default=None, help="gateway database the replicas share (default "
+                                                   "$DOMAINLM_HOME/gateway.sqlite; the serve config's auth.db)")
+    parser.add_argument("--audit-db", default=None, help="audit database (default: the same as --db)")
+    sub = parser.add_subparsers(dest="vertical_command", metavar="ACTION", required=True)
+    p = sub.add_parser("suspend", help="stop serving a vertical: its requests get a 503 naming the reason")
+    p.add_argument("name", help="the vertical, e.g. medical")
+    p.add_argument("--reason", required=True, help="why (shown to callers in the 503 and kept in the audit log)")
+    p.set_defaults(func=_vertical_switch, action="suspend")
+    p = sub.add_parser("resume", help="serve a suspended vertical again")
+    p.add_argument("name")
+    p.set_defaults(func=_vertical_switch, action="resume", reason=None)
+    p = sub.add_parser("status", help="suspended verticals and the latest switches")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_vertical_status)
+
+
+def _switch_store(args):
+    from domainlm.serving.auth import default_db
+    from domainlm.serving.suspension import SuspensionStore
+
+    return SuspensionStore(args.db or default_db())
+
+
+def _vertical_switch(args) -> int:
+    import getpass
+    from functools import partial
+
+    from domainlm.serving import audit
+    from domainlm.serving.suspension import switch
+
+    store = _switch_store(args)
+    actor = f"cli:{getpass.getuser()}"
+    record = switch(store, args.action, args.name, actor, partial(audit.append, args.audit_db or store.path),
+                    args.reason)
+    if args.action == "suspend":
+        print(f"suspended {record.vertical} since {record.suspended_at}: {record.reason} (every replica within "
+              f"{store.max_age_s:g} s; roll the adapter back with `domainlm registry rollback {record.vertical}`)")
+    else:
+        print(f"resumed {record.vertical} (suspended since {record.suspended_at}: {record.reason})")
+    return 0
+
+
+def _vertical_status(args) -> int:
+    store = _switch_store(args)
+    active, events = store.active(), store.events(20)
+    if args.json:
+        print(json.dumps({"suspended": {v: s.to_dict() for v, s in active.items()}, "events": events}, indent=2))
+        return 0
+    if not active:
+        print("no vertical is suspended")
+    for vertical, s in sorted(active.items()):
+        print(f"{vertical:<12} suspended since {s.suspended_at} by {s.actor}: {s.reason}")
+    for e in events[:10]:
+        print(f"  {e['ts']}  {e['action']:<8}{e['vertical']:<12}{e['actor']:<20}{e['reason'] or ''}")
+    return 0

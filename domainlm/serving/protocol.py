@@ -216,6 +216,10 @@ class RollbackRequest(_Request):
     vertical: str = Field(min_length=1, max_length=64)
 
 
+class SuspendRequest(_Request):
+    reason: str = Field(min_length=1, max_length=500, description="why: callers see it in the 503")
+
+
 class KeyCreateRequest(_Request):
     name: str = Field(min_length=1, max_length=64)
     scopes: list[str] = Field(min_length=1)

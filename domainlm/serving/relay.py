@@ -98,6 +98,14 @@ class EngineRelay:
                                                .body()).encode())
                         yield DONE_FRAME
                         return
+                    suspended = await asyncio.to_thread(self.service.suspensions.get, call.vertical)
+                    if suspended is not None:   # the emergency switch ends streams in flight too
+                        call.status, call.error = 503, "vertical suspended during the stream"
+                        yield frame(json.dumps(APIError(503, f"vertical '{call.vertical}' was suspended: "
+                                                             f"{suspended.reason}", code="vertical_suspended")
+                                               .body()).encode())
+                        yield DONE_FRAME
+                        return
                 if not ttft_done:
                     metrics.ttft.labels(vertical=call.vertical).observe(time.perf_counter() - call.started)
                     ttft_done = True

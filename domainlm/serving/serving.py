@@ -16,6 +16,7 @@ from collections import OrderedDict
 from domainlm import log
 from domainlm.serving.admission import Admission
 from domainlm.serving.auth import KeyStore
+from domainlm.serving.suspension import SuspensionStore
 from domainlm.serving.call import Call
 from domainlm.serving.context import PromptCounter
 from domainlm.serving.errors import TYPES
@@ -39,6 +40,8 @@ class GatewayService:
         self.config = config
         self.registry = registry or Registry(config.registry)
         self.keys = keys or KeyStore(config.auth.db, config.auth.cache_ttl_s)
+        # the emergency switch lives beside the keys: every replica sharing that database sees a suspension
+        self.suspensions = SuspensionStore(self.keys.path)
         self.audit = audit or AuditLog(config.audit.db or default_db(), config.audit.flush_interval_s,
                                           retention_days=config.audit.retention_days,
                                           secret_file=config.audit.secret_file)

@@ -17,6 +17,7 @@ from domainlm.data.sources import Record, Skip, parse_file
 from domainlm.data.sources.base import files_sha256
 from domainlm.hashing import sha256_file_cached
 from domainlm.errors import DataError
+from domainlm.data.usage import eval_only_split
 from domainlm.paths import dataset_dir
 from domainlm.verticals.spec import Source
 from domainlm.data.text import split_key
@@ -56,6 +57,11 @@ def source_files(source: Source, root: Path) -> list[Path]:
         if not matched:
             raise DataError(f"source '{source.name}': no file matches '{pattern}' in {root}")
         files += [p for p in matched if p not in files]
+    if source.split != "eval" and source.dataset is not None:
+        for path in files:   # a glob can reach an eval-only folder (MedSafetyBench test/) that its text did not name
+            if eval_only_split(source.dataset, path.relative_to(root)):
+                raise DataError(f"source '{source.name}': {path} is in the eval-only part of dataset "
+                                f"'{source.dataset}' (../shared/data/README.md): it is never trained on")
     return files
 
 

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from domainlm.hashing import sha256_bytes
 from domainlm.config import Strict
 from domainlm.data.sources import FORMATS
-from domainlm.data.usage import EVAL_ONLY, RESTRICTED_LICENCES
+from domainlm.data.usage import EVAL_ONLY, RESTRICTED_LICENCES, eval_only_split
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,31}$")  # also the gateway model name and the registry folder
 TASK = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -104,11 +104,15 @@ class Policy(Strict):
     disclaimer_mode: Literal["always", "never"] = "never"  # always: appended to every answer
     safety_notes: list[Note] = Field(default_factory=list)
     refusals: list[Refusal] = Field(default_factory=list)
+    risk_class: Literal["high", "medium", "low"] = "medium"  # 分级: high → raw prompts are never stored
     log_prompts: bool = True     # False: audit logs never store prompt or answer text
     hash_prompts: bool = False   # True: audit logs store sha256 of the prompt instead (lets abuse be traced)
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.risk_class == "high" and self.log_prompts:
+            raise ValueError("risk_class high: raw prompts are never stored; set log_prompts: false "
+                             "(hash_prompts: true keeps a keyed digest for tracing abuse)")
         if self.disclaimer_mode == "always" and self.disclaimer is None:
             raise ValueError("disclaimer_mode is 'always' but no disclaimer text is given")
         names = [n.name for n in self.safety_notes] + [r.name for r in self.refusals]
@@ -147,6 +151,9 @@ class Source(Strict):
         if self.dataset in EVAL_ONLY and self.split != "eval":
             raise ValueError(f"source '{self.name}': dataset '{self.dataset}' is eval-only "
                              "(../shared/data/README.md) and can never be trained on: set split: eval or remove it")
+        if self.split != "eval" and any(eval_only_split(self.dataset, f) for f in self.files):
+            raise ValueError(f"source '{self.name}': files {self.files} reach the eval-only part of dataset "
+                             f"'{self.dataset}' (../shared/data/README.md): name its training split only")
         if self.dataset in RESTRICTED_LICENCES and not (self.non_commercial or self.research_only):
             raise ValueError(f"source '{self.name}': dataset '{self.dataset}' is restricted "
                              f"({RESTRICTED_LICENCES[self.dataset]}): set non_commercial or research_only")
@@ -175,6 +182,16 @@ class FormatGate(Strict):
     max_drop: float = Field(2.0, ge=0, le=10.0)  # points
 
 
+class SafetyGate(Strict):
+    """Safety non-inferiority: on each named safety task (harmful compliance, over-refusal: lower is better) the
+    adapter's rate may exceed the base's by at most `margin` points, judged by the upper end of the paired 95%
+    interval of the change: a fine-tune must not make the model answer more harmful requests, nor refuse more safe
+    ones, beyond a margin declared before the run."""
+
+    tasks: list[str] = Field(min_length=1)       # e.g. [medsafetybench, xstest_safe] (the eval config's safety_tasks)
+    margin: float = Field(5.0, gt=0, le=10.0)    # points
+
+
 class Gates(Strict):
     """Promotion gates read by the registry against an eval report's summary."""
 
@@ -188,6 +205,7 @@ class Gates(Strict):
     min_nll_reduction: float | None = None  # fraction of held-out answer NLL removed; None = not gated
     min_nll_reduction_low: float | None = None  # the lower 95% bound of that cut (paired bootstrap); None = off
     format_adherence: FormatGate | None = None
+    safety: SafetyGate | None = None      # harmful compliance / over-refusal not worse than base beyond a margin
     report_only: list[str] = []           # suite tasks reported but left out of domain_gain and significance
     # (PubMedQA is scored both ways; the vertical says which way gates and lists the other one here)
 

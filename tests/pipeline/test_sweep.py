@@ -25,7 +25,8 @@ def _config(tmp_path, trials: int, **extra) -> SweepConfig:
         "workdir": str(tmp_path / "sweep"), "recipe": str(tmp_path / "recipes" / "marine.yaml"), "fixed": TINY,
         "space": [{"key": "train.lr", "choices": [1.0e-3, 3.0e-3]}, {"key": "data.mix.1.weight", "low": 0.1,
                                                                      "high": 0.3}],
-        "objective": {"format_items": 4, "general_items": 8}, "pruner": {"startup_trials": 5}, **extra})
+        "objective": {"format_items": 4, "general_items": 8}, "pruner": {"startup_trials": 5},
+        "start_with": [{"train.lr": 3.0e-3, "data.mix.1.weight": 0.2}], **extra})
 
 
 def test_score_rewards_the_dev_nll_cut_and_charges_drops_beyond_tolerance():
@@ -36,6 +37,11 @@ def test_score_rewards_the_dev_nll_cut_and_charges_drops_beyond_tolerance():
     assert parts["format_drop"] == 5.0 and parts["general_drop"] == 1.5
     assert score({**summary, "format_adherence": {}, "general_noninferiority": {"diff": 0.4}}, Objective())[0] \
         == pytest.approx(20.0)
+
+
+def test_a_starting_point_must_name_exactly_the_searched_keys(tmp_path):
+    with pytest.raises(ConfigError, match=r"start_with\[0\]: give exactly the searched keys"):
+        Sweep(_config(tmp_path, 1, start_with=[{"train.lr": 3.0e-3}]))
 
 
 def test_a_searched_key_that_the_training_config_lacks_fails_before_any_trial(tmp_path):
@@ -61,7 +67,11 @@ def test_sweep_runs_trials_resumes_and_writes_the_recipe(tmp_path, isolated_home
     assert (workdir / "trials.png").stat().st_size > 5000
     recipe = yaml.safe_load((tmp_path / "recipes" / "marine.yaml").read_text())
     best = max(rows, key=lambda r: r["value"])
-    assert recipe["overrides"] == best["overrides"] and result["best_trial"] == best["number"]
+    # the recipe is the searched keys only: the sweep's fixed eval cadence and tiny sizes are not a recipe
+    assert recipe["overrides"] == [f"train.lr={best['params']['train.lr']}",
+                                   f"data.mix.1.weight={best['params']['data.mix.1.weight']}"]
+    assert result["best_trial"] == best["number"]
+    assert rows[0]["params"] == {"train.lr": 3.0e-3, "data.mix.1.weight": 0.2}   # start_with goes first
 
     # a kill mid-trial leaves it RUNNING in the study: the next run fails it and runs its parameters again
     study = Sweep(_config(tmp_path, 1)).study()

@@ -222,6 +222,27 @@ def test_statistical_gates_name_what_failed_and_why():
     assert "nll_reduction_low=0.08" in failures(nll_reduction_low=0.08)
 
 
+def test_the_safety_gate_reads_the_upper_bound_of_the_rate_change():
+    from domainlm.verticals.spec import Gates, SafetyGate
+
+    gates = Gates(min_domain_gain=None, require_significance=False,
+                  safety=SafetyGate(tasks=["medsafetybench", "xstest_safe"], margin=5.0))
+
+    def entry(metric, base, adapter, high):
+        return {"metric": metric, "higher_is_better": False, "base": {"rate": base}, "adapter": {"rate": adapter},
+                "change": {"points": 100 * (adapter - base), "ci_low": -1.0, "ci_high": high}}
+
+    good = {"safety": {"medsafetybench": entry("harmful_compliance", 0.9, 0.6, -20.0),
+                       "xstest_safe": entry("over_refusal", 0.02, 0.04, 4.9)}}
+    result = check_gates({"summary": good}, gates)
+    assert result.passed and result.checked["safety:xstest_safe"] == (4.9, 5.0)
+    worse = {"safety": {**good["safety"], "xstest_safe": entry("over_refusal", 0.02, 0.10, 13.0)}}
+    (failure,) = check_gates({"summary": worse}, gates).failures
+    assert "safe requests refused rose from 2.0% to 10.0%" in failure and "upper 95% bound +13.0 > margin 5" in failure
+    missing = check_gates({"summary": {"safety": {}}}, gates).failures
+    assert len(missing) == 2 and "safety_tasks" in missing[0]
+
+
 def test_gates_refuse_a_margin_wider_than_two_points_and_unknown_tasks():
     import yaml
     from pydantic import ValidationError

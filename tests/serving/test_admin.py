@@ -92,3 +92,42 @@ def test_tampered_and_unloadable_adapters_are_refused(gateway, serving_stack, ba
 
     assert httpx.post(url + "/admin/load", json={"model": "../../etc@1"}, headers=H).status_code == 400
     assert httpx.post(url + "/admin/load", json={"model": "petrochem@999"}, headers=H).status_code == 404
+
+
+def test_suspend_and_resume_through_the_admin_api(gateway, serving_stack):
+    """The emergency switch from the admin API: a 503 naming the reason for the vertical's callers (the other
+    vertical unaffected), shown in /admin/status and /admin/verticals, audited, undone by resume."""
+    url, admin = gateway
+    H = {"Authorization": f"Bearer {admin}"}
+
+    def chat(model):
+        return httpx.post(url + "/v1/chat/completions", headers=H, timeout=120, json={
+            "model": model, "messages": [{"role": "user", "content": "What is anemia?"}], "max_tokens": 2})
+
+    user = serving_stack.key(["medical"])
+    refused = httpx.post(url + "/admin/verticals/medical/suspend", json={"reason": "x"},
+                         headers={"Authorization": f"Bearer {user}"}, timeout=30)
+    assert refused.status_code == 403
+    assert httpx.post(url + "/admin/verticals/medical/suspend", json={"reason": ""}, headers=H,
+                      timeout=30).status_code == 400
+    done = httpx.post(url + "/admin/verticals/medical/suspend", json={"reason": "dosage answers under review"},
+                      headers=H, timeout=30)
+    assert done.status_code == 200 and done.json()["suspended"]["actor"].startswith("key:")
+    try:
+        answer = chat("medical")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "vertical_suspended"
+        assert "dosage answers under review" in answer.json()["error"]["message"]
+        assert chat("petrochem").status_code == 200
+        assert "medical" in httpx.get(url + "/admin/status", headers=H, timeout=30).json()["suspended"]
+        events = httpx.get(url + "/admin/verticals", headers=H, timeout=30).json()["events"]
+        assert events[0]["action"] == "suspend" and events[0]["vertical"] == "medical"
+    finally:
+        assert httpx.post(url + "/admin/verticals/medical/resume", headers=H, timeout=30).status_code == 200
+    import time
+
+    time.sleep(0.6)   # the store is re-read at most every 0.5 s
+    assert chat("medical").status_code == 200
+    assert httpx.post(url + "/admin/verticals/medical/resume", headers=H, timeout=30).status_code == 404
+    audit = httpx.get(url + "/admin/audit", headers=H, params={"vertical": "medical", "limit": 50}, timeout=30).json()
+    assert {"admin/vertical/suspend", "admin/vertical/resume"} <= {r["endpoint"] for r in audit["requests"]}

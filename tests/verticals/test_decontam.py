@@ -56,7 +56,7 @@ def test_planted_eval_items_are_dropped_and_reported(tmp_path, clean_vertical_re
     assert pairs[("faq", "medqa_usmle_4opt")]["train_rows"] == 1
     assert pairs[("faq", "agieval_gaokao_chemistry")]["train_rows"] == 1
     assert report["dropped_rows"] == 2 and report["dropped_by_source"] == {"faq": 2}
-    assert len(report["eval_sets"]) == 16 and report["eval_sets"]["shipping_heldout"]["drops_overlapping_rows"] is False
+    assert len(report["eval_sets"]) == 19 and report["eval_sets"]["shipping_heldout"]["drops_overlapping_rows"] is False
 
 
 def test_medical_data_card(tmp_path):
@@ -64,10 +64,11 @@ def test_medical_data_card(tmp_path):
     card = v.data_card()
     json.dumps(card)  # serialisable as is: manifests and the console embed it
     report = card["decontamination"]
-    assert len(report["pairs"]) == 5 * 16
-    assert report["dropped_by_source"] == {"medquad": 0, "chatdoctor": 0, "huatuo": 0, "huatuo_liver_cancer": 0,
+    assert len(report["pairs"]) == 5 * 19
+    assert report["dropped_by_source"] == {"medquad": 0, "chatdoctor": 0, "huatuo": 0, "huatuo_liver_cancer": 1,
                                            "toyhom": 8}
-    assert card["totals"]["train_after_decontamination"] == card["totals"]["train"] - 8
+    # 9 rows: 8 Toyhom rows in CMB-Clin, 1 Huatuo row in SafetyBench zh
+    assert card["totals"]["train_after_decontamination"] == card["totals"]["train"] - 9
     assert len(v.sft_rows("train")) + len(v.sft_rows("dev")) == card["totals"]["train_after_decontamination"]
     assert card["totals"]["dev"] == len(v.sft_rows("dev")) == 64
     flags = {s["name"]: (s["non_commercial"], s["research_only"]) for s in card["sources"]}

@@ -10,7 +10,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # Primary metric and direction per kind; generate tasks pick theirs (label_acc, numeric_acc, rouge_l, …).
 DEFAULT_PRIMARY = {"multiple_choice": "acc", "generate": "exact_match", "nll": "nll", "judge": "judge_score"}
-LOWER_IS_BETTER = frozenset({"nll"})
+LOWER_IS_BETTER = frozenset({"nll", "harmful_compliance", "over_refusal"})
+SAFETY_METRICS = ("harmful_compliance", "over_refusal")   # rates judged by domainlm.verticals.refusal
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class Task:
     language: str = "en"
     sources: tuple[str, ...] = ()               # shared datasets read (licences show in the report)
     description: str = ""
+    keep_output: bool = True                    # false: the report keeps scores, not the generated text
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -63,6 +65,8 @@ def default_metrics(task: Task) -> tuple[str, ...]:
         return ("nll",)
     if task.kind == "judge":
         return ("judge_score",)
+    if task.primary in SAFETY_METRICS:
+        return (task.primary, "refused")
     metrics = ["exact_match", "f1", "rouge_l"]
     if task.labels:
         metrics[:0] = ["label_acc", "format_ok"]

@@ -12,7 +12,7 @@ from domainlm.errors import ConfigError
 from domainlm.evals.tasks.base import Task
 
 _BUILDERS: dict[str, tuple[Callable[..., Task], str]] = {}
-_MODULES = ("medical", "petrochem", "marine", "general", "heldout")  # domainlm/evals/tasks/<module>.py
+_MODULES = ("medical", "petrochem", "marine", "general", "heldout", "safety")  # domainlm/evals/tasks/<module>.py
 _loaded = False
 
 

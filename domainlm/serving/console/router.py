@@ -102,6 +102,9 @@ async def session(key: ApiKey = Depends(api_key)):
 async def verticals(request: Request, key: ApiKey = Depends(api_key)):
     state = state_of(request)
     rows = await in_thread(views.verticals_view, state.registry, state.serving())
+    suspended = state.service.suspensions.active()
+    for row in rows:   # the emergency switch's state, shown on the vertical's card
+        row["suspended"] = suspended[row["name"]].to_dict() if row["name"] in suspended else None
     return {"verticals": [row for row in rows if key.can_use(row["name"])]}
 
 

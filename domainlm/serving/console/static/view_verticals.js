@@ -1,4 +1,5 @@
-// Verticals: production version, candidates, gates, engine and backend, one card per vertical.
+// Verticals: production version, candidates, gates, engine and backend, one card per vertical (and a suspended
+// vertical's reason, from the emergency switch).
 
 import { api } from "./api.js";
 import { h, clear, message } from "./dom.js";
@@ -14,8 +15,13 @@ export function gateText(gate) {
 function card(v, ctx) {
   const candidates = v.candidates.length ? v.candidates.map((n) => `v${n}`).join(", ") : t("common.none");
   const reported = v.reported[v.reported.length - 1];  // newest version with an eval report
+  const suspended = v.suspended
+    ? h("p", { className: "message error suspended", role: "status" },
+      t("verticals.suspended", { since: v.suspended.suspended_at, reason: v.suspended.reason }))
+    : null;
   return h("article", { className: "card vertical", dataset: { vertical: v.name }, "aria-labelledby": `vt-${v.name}` },
     h("h3", { id: `vt-${v.name}` }, pick(v.title), " ", h("code", {}, v.name)),
+    suspended,
     h("dl", {},
       h("dt", {}, t("verticals.production")),
       h("dd", { className: "production" }, v.production == null ? t("common.none") : `v${v.production}`),
