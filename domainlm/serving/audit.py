@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
 """
 FIELDS = ("ts", "request_id", "key_id", "endpoint", "model", "vertical", "version", "status", "error", "stream",
           "latency_ms", "prompt_tokens", "completion_tokens", "prompt", "prompt_sha256", "answer", "policy")
+INSERT = f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 MAX_TEXT = 8000  # characters of prompt/answer text kept per row
 PURGE_EVERY_S = 3600.0  # how often rows past the retention period are deleted
 
@@ -84,8 +85,7 @@ def append(path: str | Path, **row) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(SCHEMA)
         with db:
-            db.execute(f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})",
-                       _values(row))
+            db.execute(INSERT, _values(row))
     finally:
         db.close()
 
@@ -154,7 +154,7 @@ class AuditLog:
 
     def _writer(self) -> None:
         holder: list = [None]
-        sql = f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+        sql = INSERT
         while True:
             item = self._queue.get()
             batch, stop = [], False

@@ -66,6 +66,14 @@ def default_db() -> Path:
     return paths.home() / "gateway.sqlite"
 
 
+def connect_shared(path: Path) -> sqlite3.Connection:
+    """The gateway database every replica shares (keys, suspensions): WAL, rows by name, 30 s busy wait."""
+    db = sqlite3.connect(path, timeout=30)
+    db.row_factory = sqlite3.Row
+    db.execute("PRAGMA journal_mode=WAL")
+    return db
+
+
 def check_scopes(scopes: list[str]) -> list[str]:
     from domainlm.registry.names import RegistryError, check_vertical
 
@@ -101,10 +109,7 @@ class KeyStore:
             db_.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_shared(self.path)
 
     @staticmethod
     def _row(row) -> ApiKey:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm.errors import DomainlmError
+from domainlm.serving.auth import connect_shared
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vertical_suspensions (
@@ -65,10 +66,7 @@ class SuspensionStore:
             db_.executescript(SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_shared(self.path)
 
     def suspend(self, vertical: str, reason: str, actor: str) -> Suspension:
         from domainlm.registry.names import RegistryError, check_vertical

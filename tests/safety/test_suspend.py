@@ -9,13 +9,12 @@ import subprocess
 import sys
 import time
 
-import httpx
 import openai
 import pytest
 import yaml
 
 from domainlm.serving.suspension import SuspensionError, SuspensionStore, switch
-from tests.fixtures.serving import free_port, registry_with_production, serve_config
+from tests.fixtures.serving import free_port, registry_with_production, serve_config, wait_ready
 
 
 def cli(*args):
@@ -50,18 +49,6 @@ def _start(config_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
-def _wait_ready(url, proc, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            assert proc.poll() is None, proc.stdout.read()
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready")
-
-
 def _ask(client):
     return client.chat.completions.create(model="petrochem", max_tokens=2,
                                           messages=[{"role": "user", "content": "What is crude oil?"}])
@@ -82,7 +69,7 @@ def test_suspend_reaches_every_replica_within_two_seconds_and_resume_undoes_it(t
             procs.append(_start(path))
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc in zip(urls, procs, strict=True):
-            _wait_ready(url, proc)
+            wait_ready(url, proc)
         clients = [openai.OpenAI(base_url=u + "/v1", api_key=key, max_retries=0, timeout=60) for u in urls]
         assert all(_ask(c).model == "petrochem@1" for c in clients)
 

@@ -7,14 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 import yaml
 from openai import OpenAI
 
-from tests.fixtures.serving import free_port, registry_with_production, serve_config
+from tests.fixtures.serving import free_port, registry_with_production, serve_config, wait_ready
 
 
 def cli(*args, **kw):
@@ -67,14 +65,7 @@ def test_serve_command_runs_the_gateway_until_sigterm(tmp_path, random_adapters)
                             env={**os.environ, "DOMAINLM_LOG_LEVEL": "INFO"})
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(url + "/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.5)
+        wait_ready(url, proc, 180)
         client = OpenAI(base_url=url + "/v1", api_key=key, max_retries=0)
         answer = client.chat.completions.create(model="petrochem", max_tokens=4,
                                                 messages=[{"role": "user", "content": "What is crude oil?"}])
