@@ -208,13 +208,15 @@ def run_eval(config: EvalConfig | str | Path, model: str = "base", adapters: lis
         for subject in subjects:
             t0, hits0, computed0 = time.time(), cache.hits, scorer.computed
             ll = scorer.loglikelihood(subject, all_ll) if all_ll else {}
+            t_gen = time.time()   # the two kinds apart: generation is the slow one on a CPU, and budgets are cut there
             gen = scorer.generate(subject, all_gen) if all_gen else {}
             for plan in plans:
                 judged = judge_items(cfg.judge, plan, gen, cache) if plan.task.kind == "judge" else None
                 per_item.setdefault(plan.task.name, {})[subject.label] = [
                     score_item(plan, i, ll, gen, judged) for i in range(len(plan.task.items))]
             timings[subject.label] = {"seconds": round(time.time() - t0, 2), "computed": scorer.computed - computed0,
-                                      "cached": cache.hits - hits0}
+                                      "cached": cache.hits - hits0, "loglikelihood_seconds": round(t_gen - t0, 2),
+                                      "generate_seconds": round(time.time() - t_gen, 2)}
             logger.info("subject scored", subject=subject.label, **timings[subject.label])
     finally:
         restore()
