@@ -21,6 +21,17 @@ if ! command -v chromium >/dev/null 2>&1 || ! fc-list 2>/dev/null | grep -qi wqy
   fi
 fi
 
+echo "== promtool + alertmanager (the safety alert rules are checked by promtool; a real Alertmanager feeds the"
+echo "   gateway's webhook receiver in the tests)"
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager \
+      >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends prometheus prometheus-alertmanager >/dev/null)) \
+      || echo "warning: could not install prometheus tools; the alert tests fall back to the YAML checks"
+  fi
+fi
+
 echo "== native CPU kernels: multi-LoRA serving, training attention, SwiGLU/RMSNorm (compiled once where the CPU has"
 echo "   AVX512-BF16; portable torch ops elsewhere)"
 $PY -m domainlm.kernels.build

@@ -200,7 +200,7 @@ def mount_console(app: FastAPI, service: GatewayService) -> bool:
 
 
 def create_app(config, *, service: GatewayService | None = None, extra_routers=()) -> FastAPI:
-    from domainlm.serving import admin, routes
+    from domainlm.serving import admin, routes, safety_routes
 
     service = service or GatewayService(config)
 
@@ -225,6 +225,7 @@ def create_app(config, *, service: GatewayService | None = None, extra_routers=(
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(admin.router)
+    app.include_router(safety_routes.router)
     for router in extra_routers:
         app.include_router(router)
     if config.gateway.console:

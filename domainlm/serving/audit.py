@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+from domainlm.serving.auth import utc_ms
 from domainlm.verticals.pii import redact_text
 
 SCHEMA = """
@@ -67,8 +68,7 @@ def load_secret(path: Path) -> bytes:
 
 def _values(row: dict) -> tuple:
     """One audit row in FIELDS order: timestamped, texts capped, policy as JSON."""
-    now = time.time()
-    row.setdefault("ts", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z")
+    row.setdefault("ts", utc_ms())
     for text_field in ("prompt", "answer"):   # PII redacted before the text reaches the disk
         if isinstance(row.get(text_field), str):
             row[text_field] = redact_text(row[text_field])[:MAX_TEXT]

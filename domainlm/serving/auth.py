@@ -66,6 +66,12 @@ def default_db() -> Path:
     return paths.home() / "gateway.sqlite"
 
 
+def utc_ms(now: float | None = None) -> str:
+    """A UTC timestamp with milliseconds, the form every gateway table and audit row stores (sorts as text)."""
+    now = time.time() if now is None else now
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+
+
 def connect_shared(path: Path) -> sqlite3.Connection:
     """The gateway database every replica shares (keys, suspensions): WAL, rows by name, 30 s busy wait."""
     db = sqlite3.connect(path, timeout=30)

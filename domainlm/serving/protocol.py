@@ -225,3 +225,25 @@ class KeyCreateRequest(_Request):
     scopes: list[str] = Field(min_length=1)
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
+
+
+class ReviewDecision(_Request):
+    note: str | None = Field(None, max_length=500, description="why (kept on the held answer and in the audit)")
+
+
+class AlertmanagerAlert(_Request):
+    """One alert of an Alertmanager webhook notification (payload version 4)."""
+    status: Literal["firing", "resolved"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None
+    endsAt: str | None = None
+    fingerprint: str | None = None
+
+
+class AlertmanagerWebhook(_Request):
+    """Alertmanager's webhook_config body (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config)."""
+    version: str = "4"
+    status: Literal["firing", "resolved"]
+    receiver: str | None = None
+    alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=1000)

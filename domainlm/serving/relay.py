@@ -20,8 +20,18 @@ from domainlm.serving.protocol import (AssistantMessage, ChatChoice, ChatChunkCh
                                        ChatCompletionChunk, ChatDelta, Completion, CompletionChoice, DomainlmInfo,
                                        Usage, openai_dict)
 from domainlm.serving.router import Route
+from domainlm.serving.stream_filter import StreamFilter
 
 REVOCATION_CHECK_S = 1.0      # a key revoked mid-stream stops its streams within about this long
+
+
+def _echoed(req, kind: str):
+    """choice index → the prompt a completions answer starts with when echo is on ("" otherwise): output checks
+    read the generated text, not the caller's own prompt."""
+    if kind != "completions" or not getattr(req, "echo", False):
+        return lambda index: ""
+    prompts, n = req.prompts(), max(1, req.n)
+    return lambda index: prompts[index // n] if index // n < len(prompts) else ""
 
 
 def upstream_api_error(exc: UpstreamError) -> APIError:
@@ -45,7 +55,7 @@ class EngineRelay:
         try:
             if not req.stream:
                 result = await route.engine.request(kind, body)
-                return self._complete(call, route, kind, result)
+                return self._complete(call, route, kind, result, req)
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # the gateway counts tokens; the client may not want it
             stream = route.engine.stream(kind, body)
@@ -55,23 +65,39 @@ class EngineRelay:
         except UpstreamError as exc:
             raise upstream_api_error(exc) from None
         include_usage = bool(req.stream_options and req.stream_options.include_usage)
-        filtered = call.policy.vertical is not None and kind == "chat"
+        filtered = StreamFilter(self.service, call, kind, _echoed(req, kind)) if call.policy.vertical else None
         return StreamingResponse(self._relay(call, stream, first, include_usage, filtered),
                                  media_type="text/event-stream", headers=call.headers())
 
-    def _complete(self, call: Call, route: Route, kind: str, result: dict) -> Response:
-        # engines answer in OpenAI's JSON; passed through as is (vendor fields kept), with the policy's suffix
+    def _complete(self, call: Call, route: Route, kind: str, result: dict, req) -> Response:
+        # engines answer in OpenAI's JSON; passed through as is (vendor fields kept), with the vertical's output
+        # checks and the policy's suffix
         result["model"] = route.public
         answers = []
-        for choice in result.get("choices", []):
+        guard, vertical = self.service.guard, call.policy.vertical
+        echoed = _echoed(req, kind)
+        for position, choice in enumerate(result.get("choices", [])):
+            index = choice.get("index", position)
             if kind == "chat":
                 message = choice.get("message") or {}
                 text = message.get("content") or ""
-                suffix = call.policy.suffix(text) if call.policy.vertical else ""
-                message["content"] = text + suffix
-                answers.append(message["content"])
+                if vertical:
+                    text, replaced = guard.screen_answer(call, text, index)
+                    if replaced:
+                        choice["finish_reason"], choice["logprobs"] = "content_filter", None
+                    text += call.policy.suffix(text) if not replaced else ""
+                message["content"] = text
+                answers.append(text)
             else:
-                answers.append(choice.get("text") or "")
+                text = choice.get("text") or ""
+                if vertical:   # completions get no appended text, but harmful text is stopped all the same
+                    prompt = echoed(index)
+                    generated = text[len(prompt):] if prompt and text.startswith(prompt) else text
+                    safe, replaced = guard.screen_answer(call, generated, index)
+                    if replaced:
+                        text = safe
+                        choice["text"], choice["finish_reason"], choice["logprobs"] = safe, "content_filter", None
+                answers.append(text)
         call.count_usage(result.get("usage"))
         call.answer = "\n".join(answers)
         result["domainlm"] = self._info(call).model_dump(mode="json")
@@ -80,10 +106,9 @@ class EngineRelay:
         return Response(json.dumps(result, ensure_ascii=False), media_type="application/json", headers=headers)
 
     async def _relay(self, call: Call, stream: AsyncIterator[bytes], first: bytes | None, include_usage: bool,
-                     filtered: bool) -> AsyncIterator[bytes]:
-        """Forward the engine's SSE payloads; add the policy chunk before each choice's finish; count usage."""
+                     filtered: StreamFilter | None) -> AsyncIterator[bytes]:
+        """Forward the engine's SSE payloads (a vertical's through its StreamFilter); count usage."""
         metrics = self.service.metrics
-        texts: dict[int, str] = {}
         usage_payload = None
         ttft_done = False
         checked = time.monotonic()
@@ -111,8 +136,8 @@ class EngineRelay:
                     ttft_done = True
                 if b'"usage"' in payload and b'"choices":[]' in payload.replace(b" ", b""):
                     usage_payload = payload
-                elif filtered:
-                    for out in self._policy_chunks(call, payload, texts):
+                elif filtered is not None:
+                    for out in filtered.chunks(payload):
                         yield frame(out)
                 else:
                     yield frame(payload)
@@ -132,31 +157,10 @@ class EngineRelay:
             call.status, call.error = 499, "client closed the stream"
             raise
         finally:
-            if texts:
-                call.answer = "\n".join(texts[i] for i in sorted(texts))
+            if filtered is not None:
+                filtered.close()
             await stream.aclose()
             self.service.finish(call)
-
-    def _policy_chunks(self, call: Call, payload: bytes, texts: dict[int, str]) -> list[bytes]:
-        chunk = json.loads(payload)
-        out = [payload]
-        for choice in chunk.get("choices", []):
-            index = choice.get("index", 0)
-            texts[index] = texts.get(index, "") + ((choice.get("delta") or {}).get("content") or "")
-            finish = choice.get("finish_reason")
-            if finish is None:
-                continue
-            suffix = call.policy.suffix(texts[index])
-            if not suffix:
-                continue
-            texts[index] += suffix
-            choice["finish_reason"] = None
-            note = {**chunk, "choices": [{"index": index, "delta": {"content": suffix}, "logprobs": None,
-                                          "finish_reason": finish}],
-                    "domainlm": {"adapter": call.route.public, "policy": call.policy.summary()}}
-            self.service.metrics.policy.labels(vertical=call.vertical, action="note").inc()
-            out = [json.dumps(chunk, ensure_ascii=False).encode(), json.dumps(note, ensure_ascii=False).encode()]
-        return out
 
     # --- answers the gateway writes itself ------------------------------------------------------------------------
     @staticmethod
@@ -165,8 +169,12 @@ class EngineRelay:
                             policy=call.policy.summary() if call.policy else None)
 
     def refusal(self, call: Call, req, text: str, kind: str) -> Response:
-        """Answer with the policy's refusal text without calling the model (the shapes of a model answer)."""
+        """Answer with the policy's refusal text without calling the model (the shapes of a model answer), or with
+        an OpenAI-shaped 400 where the vertical's guardrails say refuse_as: error."""
         self.service.metrics.policy.labels(vertical=call.vertical, action="refusal").inc()
+        if call.policy.refuse_as_error:
+            raise APIError(400, text, param="messages" if kind == "chat" else "prompt",
+                           code="content_policy_violation")
         rid = f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         created, model, info = int(time.time()), call.route.public, self._info(call)
         call.answer, call.prompt_tokens, call.completion_tokens = text, 0, 0

@@ -20,10 +20,12 @@ from domainlm.serving.suspension import SuspensionStore
 from domainlm.serving.call import Call
 from domainlm.serving.context import PromptCounter
 from domainlm.serving.errors import TYPES
+from domainlm.serving.guardrails import Guard
 from domainlm.serving.metrics import Metrics
 from domainlm.serving.policy import RequestPolicy
 from domainlm.serving.ratelimit import RateLimiter
 from domainlm.serving.relay import EngineRelay
+from domainlm.serving.review import ReviewQueue
 from domainlm.serving.router import ModelTable
 from domainlm.serving.serving_chat import ChatEndpoint
 from domainlm.serving.serving_completion import CompletionEndpoint
@@ -42,6 +44,7 @@ class GatewayService:
         self.keys = keys or KeyStore(config.auth.db, config.auth.cache_ttl_s)
         # the emergency switch lives beside the keys: every replica sharing that database sees a suspension
         self.suspensions = SuspensionStore(self.keys.path)
+        self.reviews = ReviewQueue(self.keys.path)     # answers held by a vertical's guard, for every replica
         self.audit = audit or AuditLog(config.audit.db or default_db(), config.audit.flush_interval_s,
                                           retention_days=config.audit.retention_days,
                                           secret_file=config.audit.secret_file)
@@ -59,6 +62,7 @@ class GatewayService:
         self.started_at = time.time()
         self.admission = Admission(self)
         self.relay = EngineRelay(self)
+        self.guard = Guard(self)
         self.chat = ChatEndpoint(self)
         self.completions = CompletionEndpoint(self)
 
@@ -113,6 +117,7 @@ class GatewayService:
             RateLimiter.settle(call.reservation, (call.prompt_tokens or 0) + (call.completion_tokens or 0))
         elif call.reservation is not None and call.status >= 400:
             RateLimiter.settle(call.reservation, 0)  # refused before the engine did any work
+        self.guard.observe(call)
         if not call.audited:
             return
         policy = call.policy or RequestPolicy(call.route.vertical if call.route else None)

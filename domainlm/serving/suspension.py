@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domainlm.errors import DomainlmError
-from domainlm.serving.auth import connect_shared
+from domainlm.serving.auth import connect_shared, utc_ms
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS vertical_suspensions (
@@ -51,11 +51,6 @@ class Suspension:
                 "suspended_at": self.suspended_at}
 
 
-def _now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-
-
 class SuspensionStore:
     def __init__(self, db: str | Path, max_age_s: float = 0.5):
         self.path = Path(db)
@@ -78,7 +73,7 @@ class SuspensionStore:
         reason = " ".join((reason or "").split())
         if not reason or len(reason) > MAX_REASON:
             raise SuspensionError(f"give a reason of 1-{MAX_REASON} characters: callers see it in the 503")
-        record = Suspension(vertical, reason, actor, _now())
+        record = Suspension(vertical, reason, actor, utc_ms())
         with self._connect() as db:
             db.execute("INSERT INTO vertical_suspensions (vertical, reason, actor, suspended_at) VALUES (?, ?, ?, ?) "
                        "ON CONFLICT(vertical) DO UPDATE SET reason = excluded.reason, actor = excluded.actor",
@@ -100,7 +95,7 @@ class SuspensionStore:
     @staticmethod
     def _event(db, vertical: str, action: str, reason: str | None, actor: str) -> None:
         db.execute("INSERT INTO vertical_events (ts, vertical, action, reason, actor) VALUES (?, ?, ?, ?, ?)",
-                   (_now(), vertical, action, reason, actor))
+                   (utc_ms(), vertical, action, reason, actor))
 
     def active(self) -> dict[str, Suspension]:
         """vertical → its suspension, read from the database at most once per max_age_s for every caller."""

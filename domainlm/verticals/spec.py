@@ -97,6 +97,53 @@ class Refusal(Strict):
         return self
 
 
+class OutputCheck(Strict):
+    """A harmful answer the gateway must not deliver: patterns on the model's answer, checked while it streams."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    patterns: Patterns
+
+    @model_validator(mode="after")
+    def _has_pattern(self):
+        if self.patterns.empty():
+            raise ValueError(f"output check '{self.name}' has no patterns")
+        return self
+
+
+Action = Literal["allow", "notice", "refuse", "hold"]
+# 分级: what a risk class does when a check fires unless the vertical says otherwise (input, output)
+CLASS_ACTIONS: dict[str, tuple[str, str]] = {"high": ("refuse", "hold"), "medium": ("refuse", "refuse"),
+                                             "low": ("notice", "notice")}
+
+
+class Guardrails(Strict):
+    """Actions of the gateway's checks. allow: pass (counted); notice: pass with the notice appended; refuse: the
+    refusal text as the answer (refuse_as: completion) or an OpenAI-shaped 400 (error) for inputs, a safe
+    completion ending with finish_reason content_filter for outputs; hold: the answer is kept for a reviewer
+    (`domainlm review`, /admin/reviews) and the client gets the hold notice with its review id."""
+
+    on_input: Action | None = None    # a refusal pattern matched the request (None: the risk class's default)
+    on_output: Action | None = None   # an output check matched the answer (None: the risk class's default)
+    refuse_as: Literal["completion", "error"] = "completion"
+    stream_window_chars: int = Field(256, ge=32, le=4096)  # streamed text held back so a match is never sent
+    notice: Bilingual = Bilingual(
+        en="Note: this request touches a restricted topic; the answer was checked and logged.",
+        zh="提示：该请求涉及受限主题，回答已经过检查并记录。")
+    blocked: Bilingual = Bilingual(
+        en="The rest of this answer was withheld by the safety policy of this service.",
+        zh="根据本服务的安全策略，此回答的其余部分已被拦截。")
+    held: Bilingual = Bilingual(
+        en="This answer is held for review by a specialist before release (review id {id}).",
+        zh="该回答需经专业人员审核后发布（审核编号 {id}）。")
+
+    @model_validator(mode="after")
+    def _hold_is_for_answers(self):
+        if self.on_input == "hold":
+            raise ValueError("on_input: hold is not an action for requests (nothing was answered yet); "
+                             "use refuse or notice")
+        return self
+
+
 class Policy(Strict):
     """Data the gateway enforces (domainlm.verticals.policy), not prose."""
 
@@ -104,7 +151,9 @@ class Policy(Strict):
     disclaimer_mode: Literal["always", "never"] = "never"  # always: appended to every answer
     safety_notes: list[Note] = Field(default_factory=list)
     refusals: list[Refusal] = Field(default_factory=list)
+    output_checks: list[OutputCheck] = Field(default_factory=list)
     risk_class: Literal["high", "medium", "low"] = "medium"  # 分级: high → raw prompts are never stored
+    guardrails: Guardrails = Field(default_factory=Guardrails)
     log_prompts: bool = True     # False: audit logs never store prompt or answer text
     hash_prompts: bool = False   # True: audit logs store sha256 of the prompt instead (lets abuse be traced)
 
@@ -115,10 +164,16 @@ class Policy(Strict):
                              "(hash_prompts: true keeps a keyed digest for tracing abuse)")
         if self.disclaimer_mode == "always" and self.disclaimer is None:
             raise ValueError("disclaimer_mode is 'always' but no disclaimer text is given")
-        names = [n.name for n in self.safety_notes] + [r.name for r in self.refusals]
+        names = [n.name for n in self.safety_notes] + [r.name for r in self.refusals] + \
+            [c.name for c in self.output_checks]
         if len(names) != len(set(names)):
-            raise ValueError("safety note and refusal names must be unique")
+            raise ValueError("safety note, refusal and output check names must be unique")
         return self
+
+    def actions(self) -> tuple[str, str]:
+        """(on input, on output): the vertical's own, else its risk class's."""
+        default = CLASS_ACTIONS[self.risk_class]
+        return self.guardrails.on_input or default[0], self.guardrails.on_output or default[1]
 
 
 class Source(Strict):

@@ -105,6 +105,12 @@ def _yaml_with(tmp_path, old: str, new: str):
     ("['dangerous goods|imdg']", "['dangerous (goods']", "not a valid regular expression"),
     ("eval_suite: [shipping_heldout]", "eval_suite: [Shipping-Heldout]", "lowercase identifiers"),
     ("    format: qa_jsonl ", "    format: xml_dump ", "unknown format"),
+    ("  log_prompts: false ", "  risk_class: severe\n  log_prompts: false ", "'high', 'medium' or 'low'"),
+    ("  log_prompts: false ", "  guardrails: {on_input: hold}\n  log_prompts: false ", "on_input: hold is not"),
+    ("  log_prompts: false ", "  guardrails: {on_output: block}\n  log_prompts: false ",
+     "'allow', 'notice', 'refuse' or 'hold'"),
+    ("  log_prompts: false ", "  output_checks: [{name: leak, patterns: {en: ['(unclosed']}}]\n  log_prompts: false ",
+     "not a valid regular expression"),
 ])
 def test_bad_specs_are_refused_with_file_and_line(tmp_path, clean_vertical_registry, old, new, message):
     folder = _yaml_with(tmp_path, old, new)
