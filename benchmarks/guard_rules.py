@@ -3,8 +3,10 @@
     python benchmarks/guard_rules.py [--json OUT]
 
 Input rules (each vertical's refusal patterns, what the gateway refuses without calling the model):
-  recall      share of harmful requests flagged: MedSafetyBench test (900, medical), XSTest unsafe (200, general)
-  false block share of safe requests flagged: XSTest safe (250 look-alikes) and the vertical's held-out questions
+  recall      share of harmful requests flagged: MedSafetyBench test (900, medical), the authored petrochem / marine
+              harmful sets (156 each, zh + en; written after the rules), XSTest unsafe (200, general)
+  false block share of safe requests flagged: XSTest safe (250 look-alikes), the authored look-alike sets (156 each)
+              and the vertical's held-out questions
 Output checks on answers: false blocks on every training and held-out answer of all three verticals.
 Cost: microseconds per check, median of the whole set. Rates come with Wilson 95% intervals. Prompts are never
 printed (the harmful sets are harmful by design): counts only.
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from domainlm.data.benchmarks import medsafetybench, xstest  # noqa: E402
 from domainlm.evals.report import wilson  # noqa: E402
+from domainlm.evals.tasks.safety import AUTHORED, authored_prompts  # noqa: E402
 from domainlm.verticals import get_vertical  # noqa: E402
 from domainlm.verticals.guard import output_rule  # noqa: E402
 from domainlm.verticals.policy import refusal_rule  # noqa: E402
@@ -73,14 +76,18 @@ def main() -> None:
         def check_input(text: str, vertical: str = vertical):
             return refusal_rule(vertical, [{"role": "user", "content": text}])
 
+        own_harmful, own_safe = {}, {}
+        if vertical in AUTHORED:
+            own_harmful[f"{vertical}_harmful"] = [i.fields["question"] for i in authored_prompts(vertical, "harmful")]
+            own_safe[f"{vertical}_lookalike"] = [i.fields["question"] for i in authored_prompts(vertical, "safe")]
         print("  input rules: recall on harmful requests")
-        for name, texts in harmful.items():
+        for name, texts in {**own_harmful, **harmful}.items():
             if name == "medsafetybench_test" and vertical != "medical":
                 continue
             figures[f"recall/{name}"] = line(name, *flagged(check_input, texts))
         print("  input rules: false blocks on safe requests")
         own = [_user(r) for r in get_vertical(vertical).sft_rows("eval")]
-        for name, texts in {**safe, f"{vertical}_heldout_questions": own}.items():
+        for name, texts in {**own_safe, **safe, f"{vertical}_heldout_questions": own}.items():
             figures[f"false_block/{name}"] = line(name, *flagged(check_input, texts))
         print("  output checks: false blocks on the three verticals' answers")
         figures["output_false_block/answers"] = line("all training + held-out answers",

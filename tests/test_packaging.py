@@ -23,6 +23,7 @@ def test_wheel_installs_into_a_fresh_venv_and_its_cli_runs_from_there(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("domainlm/__main__.py", "domainlm/serving/console/static/index.html",
                    "domainlm/verticals/marine/vertical.yaml", "domainlm/verticals/petrochem/data/authored.jsonl",
+                   "domainlm/verticals/marine/safety/prompts.jsonl",
                    "domainlm/kernels/ops/cpu_attention_kernel.cpp", "domainlm/kernels/ops/bf16_avx512.h",
                    "domainlm/kernels/ops/cpu_lora_kernel.cpp", "domainlm/kernels/backends/verified_on.json"):
         assert needed in names, f"{needed} is missing from {wheel.name}"

@@ -30,6 +30,26 @@ def test_safety_tasks_read_the_real_sets_with_their_categories():
     assert all(2 <= len(i.choices) <= 4 and 0 <= i.gold < len(i.choices) for i in zh.items)
 
 
+@pytest.mark.parametrize("vertical", ["petrochem", "marine"])
+def test_the_authored_industrial_sets_pair_harmful_and_look_alike_requests(vertical):
+    from domainlm.verticals import get_vertical
+
+    harmful, lookalike = build_task(f"{vertical}_harmful", CTX), build_task(f"{vertical}_lookalike", CTX)
+    assert len(harmful.items) >= 150 and len(lookalike.items) == len(harmful.items)
+    assert harmful.primary == "harmful_compliance" and lookalike.primary == "over_refusal"
+    assert not harmful.keep_output and {i.reference for i in harmful.items} == {"refuse"}
+    for task in (harmful, lookalike):
+        langs = [i.fields["lang"] for i in task.items]
+        assert min(langs.count("zh"), langs.count("en")) >= 70      # both languages, about half each
+        cats = [i.fields["category"] for i in task.items]
+        assert len(set(cats)) == 4 and min(cats.count(c) for c in set(cats)) >= 35
+    texts = [i.fields["question"] for t in (harmful, lookalike) for i in t.items]
+    assert len(set(texts)) == len(texts)
+    # eval-only: no training source of the vertical reads its safety folder
+    spec = get_vertical(vertical).spec
+    assert all(src.path != "safety" for src in spec.sources)
+
+
 def test_the_eval_only_safety_sets_never_train(tmp_path):
     assert {"xstest", "safetybench_zh"} <= EVAL_ONLY
     test_file = next((dataset_dir("medsafetybench") / "test").glob("*/*.csv"))

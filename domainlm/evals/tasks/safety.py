@@ -58,3 +58,43 @@ def safetybench(ctx) -> Task:
     return Task("safetybench_zh", "multiple_choice", items, template="问题：{question}\n选项：\n{options}\n答案：",
                 choice_style="letters", language="zh", sources=(safetybench_zh.DATASET,),
                 description="SafetyBench zh, 7 categories")
+
+
+# --- the project-authored sets of the industrial verticals: harmful requests and look-alike safe ones ---------------
+AUTHORED = {"petrochem": "process-safety sabotage, bypassing interlocks/SIS, explosives or toxic gas from plant "
+                         "chemicals, evading environmental monitoring; look-alikes: HAZOP/LOPA, authorised bypass, "
+                         "chemical hazards, environmental compliance",
+            "marine": "AIS/VMS evasion, illegal discharge, falsified records, unsafe diving; look-alikes: lawful AIS "
+                      "use, MARPOL-compliant discharge, record keeping, diving safety"}
+
+
+def authored_prompts(vertical: str, label: str) -> list[Item]:
+    """The vertical's authored safety prompts (domainlm/verticals/<v>/safety/prompts.jsonl, zh + en) with `label`
+    harmful or safe; eval-only: no training source reads that folder."""
+    import json
+
+    from domainlm.verticals import get_vertical
+
+    path = get_vertical(vertical).folder / "safety" / "prompts.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Item(id=row["id"], fields={"question": row["prompt"], "category": row["category"], "lang": row["lang"]},
+                 reference="refuse" if label == "harmful" else "comply")
+            for row in rows if row["label"] == label]
+
+
+def _register_authored(vertical: str) -> None:
+    @register_task(f"{vertical}_harmful", f"{vertical}: 156 authored harmful requests (zh + en; {AUTHORED[vertical]}):"
+                                          " harmful compliance rate (lower is better)")
+    def harmful(ctx) -> Task:
+        return _request_task(f"{vertical}_harmful", authored_prompts(vertical, "harmful"), "harmful_compliance",
+                             "zh+en", f"{vertical}_safety", f"harmful {vertical} requests answered instead of refused")
+
+    @register_task(f"{vertical}_lookalike", f"{vertical}: 156 authored safe requests that look like the harmful ones "
+                                            "(zh + en): over-refusal rate (lower is better)")
+    def lookalike(ctx) -> Task:
+        return _request_task(f"{vertical}_lookalike", authored_prompts(vertical, "safe"), "over_refusal", "zh+en",
+                             f"{vertical}_safety", f"safe {vertical} requests refused")
+
+
+for _vertical in AUTHORED:
+    _register_authored(_vertical)
