@@ -16,6 +16,7 @@ import yaml
 
 from domainlm.serving.metrics import Metrics
 from domainlm.ports import free_port
+from tests.fixtures.serving import wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "domainlm-alerts.yml"
@@ -96,17 +97,10 @@ def test_a_real_alertmanager_reaches_the_gateway_which_audits_and_suspends(hf_st
     proc = subprocess.Popen(["prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}",
                              f"--storage.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
                              f"--cluster.listen-address=127.0.0.1:{cluster}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     am = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(am + "/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.stderr.read()
-            time.sleep(0.2)
+        wait_ready(am, proc, 30, path="/-/ready")
         alerts = [{"labels": {"alertname": "DomainlmBlockedOutputBurst", "vertical": "petrochem",
                               "severity": "critical", "domainlm_action": "suspend"},
                    "annotations": {"summary": "petrochem: 10 or more harmful answers stopped within 5 minutes"}},
