@@ -48,7 +48,7 @@ class Guard:
 
     def stream_screen(self, call: Call) -> StreamScreen | None:
         policy = self._policy(call)
-        return StreamScreen(policy, policy.guardrails.stream_window_chars) if policy else None
+        return StreamScreen(policy) if policy else None
 
     def act(self, call: Call, rule: str, text: str, choice: int = 0, defer_hold: bool = False) -> tuple[str, bool]:
         """Apply the vertical's output action to an answer a check fired on: (text to deliver, replaced?).

@@ -125,7 +125,6 @@ class Guardrails(Strict):
     on_input: Action | None = None    # a refusal pattern matched the request (None: the risk class's default)
     on_output: Action | None = None   # an output check matched the answer (None: the risk class's default)
     refuse_as: Literal["completion", "error"] = "completion"
-    stream_window_chars: int = Field(256, ge=32, le=4096)  # streamed text held back so a match is never sent
     notice: Bilingual = Bilingual(
         en="Note: this request touches a restricted topic; the answer was checked and logged.",
         zh="提示：该请求涉及受限主题，回答已经过检查并记录。")

@@ -81,7 +81,7 @@ def test_a_refused_answer_is_replaced_whole_and_while_it_streams(client, hf_stac
     answer, word = plain
     before = metric(hf_stack, "domainlm_guard_flagged_outputs_total", vertical="petrochem", rule="test_leak")
     with policy_of("petrochem", output_checks=leak_check(word),
-                   guardrails={"on_output": "refuse", "stream_window_chars": 32}) as policy:
+                   guardrails={"on_output": "refuse"}) as policy:
         blocked = policy.guardrails.blocked.en
         whole = ask(client, "petrochem")
         assert whole.choices[0].finish_reason == "content_filter"
@@ -163,7 +163,7 @@ def test_on_vllm_streams_are_screened_and_completions_without_their_echoed_promp
     vllm = OpenAI(base_url=url + "/v1", api_key=key, max_retries=0, timeout=120)
     answer = ask(vllm, "petrochem", max_tokens=24).choices[0].message.content
     word = next(m.group() for m in re.finditer(r"[A-Za-z]{4,}", answer) if m.start() >= 12)
-    with policy_of("petrochem", output_checks=leak_check(word), guardrails={"stream_window_chars": 32}):
+    with policy_of("petrochem", output_checks=leak_check(word)):
         chunks = [c for c in ask(vllm, "petrochem", stream=True, max_tokens=24) if c.choices]
         prompt = f"The word {word} appears in this prompt. Ocean currents"
         echoed = vllm.completions.create(model="petrochem", prompt=prompt, max_tokens=4, temperature=0, echo=True)
@@ -179,13 +179,13 @@ def test_on_vllm_streams_are_screened_and_completions_without_their_echoed_promp
 def test_a_streamed_match_is_caught_before_any_of_it_is_sent(head, tail, cuts):
     policy = Policy.model_validate({"output_checks": [{"name": "x", "patterns": {"any": [r"bypass\s+the\s+trip"]}}]})
     text = head + " bypass  the trip" + tail
-    screen, sent, position = StreamScreen(policy, window=32), "", 0
+    screen, sent, position = StreamScreen(policy), "", 0
     while position < len(text):    # the engine's chunks: sizes from `cuts`, over and over
         cut = cuts[(position + len(sent)) % len(cuts)]
         sent += screen.feed(text[position:position + cut])
         position += cut
     sent += screen.finish()
     assert screen.rule == "x" and "bypass" not in sent and text.startswith(sent)
-    clean = StreamScreen(policy, window=32)
+    clean = StreamScreen(policy)
     out = "".join(clean.feed(head[i:i + 7]) for i in range(0, len(head), 7)) + clean.finish()
     assert out == head and output_rule(policy, head) is None
