@@ -4,15 +4,19 @@ A training row is contaminated by an eval set when they share one n-gram: 13 con
 rule) or 13 consecutive CJK characters (punctuation and Latin removed; ≈ 7-9 Chinese words). Measured on the
 medical data, 8 characters flagged question templates ("的治疗方法是什么") rather than shared items: 177 Huatuo rows
 against CMMLU at 8, none at 13. Texts shorter than one n-gram cannot match and are counted in the report.
-Eval sets: every eval-only dataset in the shared data (domainlm.data.benchmarks) plus the vertical's own
-held-out split (its prompts).
+Eval sets: every eval-only dataset in the shared data (domainlm.data.benchmarks), every built-in vertical's authored
+safety prompts (<vertical>/safety/prompts.jsonl: harmful requests and their look-alikes, eval-only), plus the
+vertical's own held-out split (its prompts).
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
+from domainlm.data.sources.base import files_sha256
 from domainlm.data.text import cjk_chars, latin_words
 
 VERSION = 2  # bump when the n-gram rule changes, so cached reports are recomputed
@@ -130,14 +134,29 @@ def decontaminate(train: dict[str, list[dict]], index: EvalIndex, drop_sets: set
 _SHARED: dict[tuple, dict] = {}
 
 
+def authored_safety_sets() -> dict[str, tuple[str, list[tuple[str, str]]]]:
+    """{<vertical>_safety: (sha256, [(prompt id, prompt)])} for every built-in vertical that ships authored safety
+    prompts. Every vertical is checked against all of them: a refinery's training rows must not hold the marine
+    suite's prompts either, since any adapter may be scored on any safety suite."""
+    builtin = Path(__file__).parent
+    sets = {}
+    for path in sorted(builtin.glob("*/safety/prompts.jsonl")):
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        sets[f"{path.parent.parent.name}_safety"] = (files_sha256([path], path.parent),
+                                                     [(row["id"], row["prompt"]) for row in rows])
+    return sets
+
+
 def shared_eval_sets() -> dict[str, tuple[str, list[tuple[str, str]]]]:
-    """{eval-only dataset: (sha256, [(item id, question text)])} for every eval set in the shared data."""
+    """{eval set: (sha256, [(item id, question text)])} for every eval-only set in the shared data and every
+    authored safety set shipped with the built-in verticals."""
     from domainlm.data.benchmarks import TEXTS, eval_set_sha256, eval_set_texts
     from domainlm.paths import data_root
 
     key = (str(data_root()),)
     if key not in _SHARED:
-        _SHARED[key] = {name: (eval_set_sha256(name), eval_set_texts(name)) for name in sorted(TEXTS)}
+        _SHARED[key] = {**{name: (eval_set_sha256(name), eval_set_texts(name)) for name in sorted(TEXTS)},
+                        **authored_safety_sets()}
     return _SHARED[key]
 
 

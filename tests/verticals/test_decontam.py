@@ -7,7 +7,7 @@ import json
 
 from domainlm.data.benchmarks import eval_set_texts
 from domainlm.verticals import get_vertical, register_vertical
-from domainlm.verticals.decontam import EvalIndex, ngrams
+from domainlm.verticals.decontam import EvalIndex, authored_safety_sets, ngrams
 from domainlm.verticals.rows import hash_split
 from domainlm.data.text import split_key
 from tests.fixtures.verticals import shipping_rows, write_shipping
@@ -40,23 +40,30 @@ def _train_question(stem: str) -> str:
 def test_planted_eval_items_are_dropped_and_reported(tmp_path, clean_vertical_registry):
     medqa = eval_set_texts("medqa_usmle_4opt")[7][1]
     gaokao = next(t for _, t in eval_set_texts("agieval_gaokao_chemistry") if len(t) > 60)
+    # the authored safety prompts are eval sets too: a long harmful petrochem request pasted into a marine-style row
+    harmful = next(t for _, t in authored_safety_sets()["petrochem_safety"][1] if len(ngrams(t)) >= 3)
     planted = [
         {"id": "leak-en", "lang": "en", "topic": "t", "question": _train_question("Summarise this clinical vignette"),
          "answer": "The vignette reads: " + medqa},
         {"id": "leak-zh", "lang": "zh", "topic": "t", "question": _train_question("请分析这道化学题"),
          "answer": "题目如下：" + gaokao},
+        {"id": "leak-safety", "lang": "en", "topic": "t", "question": _train_question("Explain why this is refused"),
+         "answer": "The request was: " + harmful},
     ]
     v = register_vertical(write_shipping(tmp_path, rows=shipping_rows() + planted))
     train_ids = {r["id"] for r in v.sft_rows("train")}
-    assert "faq:leak-en" not in train_ids and "faq:leak-zh" not in train_ids
+    assert not {"faq:leak-en", "faq:leak-zh", "faq:leak-safety"} & train_ids
     dev_ids = {r["id"] for r in v.sft_rows("dev")}   # the dev carve comes out of the decontaminated train rows
-    assert len(train_ids) + len(dev_ids) == sum(1 for r in v.load()[0].rows if r["split"] == "train") - 2
+    assert len(train_ids) + len(dev_ids) == sum(1 for r in v.load()[0].rows if r["split"] == "train") - 3
     report = v.data_card()["decontamination"]
     pairs = {(p["train_source"], p["eval_set"]): p for p in report["pairs"]}
     assert pairs[("faq", "medqa_usmle_4opt")]["train_rows"] == 1
     assert pairs[("faq", "agieval_gaokao_chemistry")]["train_rows"] == 1
-    assert report["dropped_rows"] == 2 and report["dropped_by_source"] == {"faq": 2}
-    assert len(report["eval_sets"]) == 19 and report["eval_sets"]["shipping_heldout"]["drops_overlapping_rows"] is False
+    assert pairs[("faq", "petrochem_safety")]["train_rows"] == 1
+    assert report["dropped_rows"] == 3 and report["dropped_by_source"] == {"faq": 3}
+    # every shared eval-only set (18), both authored safety sets, the held-out split
+    assert set(authored_safety_sets()) == {"petrochem_safety", "marine_safety"}
+    assert len(report["eval_sets"]) == 21 and report["eval_sets"]["shipping_heldout"]["drops_overlapping_rows"] is False
 
 
 def test_medical_data_card(tmp_path):
@@ -64,7 +71,7 @@ def test_medical_data_card(tmp_path):
     card = v.data_card()
     json.dumps(card)  # serialisable as is: manifests and the console embed it
     report = card["decontamination"]
-    assert len(report["pairs"]) == 5 * 19
+    assert len(report["pairs"]) == 5 * 21   # 5 sources × (18 shared + 2 authored safety sets + held-out)
     assert report["dropped_by_source"] == {"medquad": 0, "chatdoctor": 0, "huatuo": 0, "huatuo_liver_cancer": 1,
                                            "toyhom": 8}
     # 9 rows: 8 Toyhom rows in CMB-Clin, 1 Huatuo row in SafetyBench zh
