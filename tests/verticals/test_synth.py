@@ -94,7 +94,7 @@ def test_synth_through_a_real_teacher_endpoint(teacher, isolated_home, tmp_path)
     assert rejected + stages["kept"] == 2  # every candidate is kept or rejected for a named reason
     # greedy SmolLM2 writes well-formed questions: at least one passes format/length/language and reaches dedup
     assert stages["kept"] + stages.get("rejected: near-duplicate", 0) + stages.get("rejected: contaminated", 0) >= 1
-    # 18 shared eval sets (domain, general and safety suites), the two authored safety sets, the vertical's held-out split
+    # 18 shared eval sets (domain, general, safety), the two authored safety sets, the vertical's held-out split
     checked = report["eval_sets_checked"]
     assert {"marine_heldout", "medsafetybench", "xstest", "marine_safety"} <= set(checked) and len(checked) == 21, \
         checked
