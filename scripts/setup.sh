@@ -32,6 +32,17 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager
   fi
 fi
 
+echo "== postgresql + redis-server (the gateway's shared state when it runs as many replicas; the tests start"
+echo "   throwaway servers of both in temp dirs on free ports)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server \
+      >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends postgresql redis-server >/dev/null)) \
+      || echo "warning: could not install postgresql/redis-server; the shared-state tests will be skipped"
+  fi
+fi
+
 echo "== native CPU kernels: multi-LoRA serving, training attention, SwiGLU/RMSNorm (compiled once where the CPU has"
 echo "   AVX512-BF16; portable torch ops elsewhere)"
 $PY -m domainlm.kernels.build

@@ -2,7 +2,7 @@
 names, and docs/architecture.md shows the import graph as the code has it.
 
 Layers, bottom to top (shared/design/ARCHITECTURE.md): the shared helper modules at the package root, kernels,
-config, models, artifacts, data, verticals, training, registry, evals, serving, pipeline; every `*/cli.py` (a
+config, state, models, artifacts, data, verticals, training, registry, evals, serving, pipeline; every `*/cli.py` (a
 subcommand's wiring: parse, call down, print) and `domainlm/cli.py` sit on top. A module may import its own package
 and any layer below it, lazily or not: an import inside a function is still a dependency.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "domainlm"
-LAYERS = ("kernels", "config", "models", "artifacts", "data", "verticals", "training", "registry", "evals", "serving",
+LAYERS = ("kernels", "config", "state", "models", "artifacts", "data", "verticals", "training", "registry", "evals", "serving",
           "pipeline", "cli")
 SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress", "children")   # domainlm/<name>.py
 DOCS = REPO / "docs" / "architecture.md"

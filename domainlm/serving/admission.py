@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from domainlm.serving.auth import ApiKey
 from domainlm.serving.call import Call
 from domainlm.serving.errors import APIError, bad_request
-from domainlm.serving.ratelimit import RateLimited
+from domainlm.serving.ratelimit import LimiterUnavailable, RateLimited
 from domainlm.serving.router import Route
 
 # an open gateway serves every model to anyone, but /admin never: that needs a real key with the admin scope
@@ -88,8 +88,9 @@ class Admission:
             raise APIError(403, "this key has no 'admin' scope", code="insufficient_scope")
 
     def admit_request(self, key: ApiKey) -> None:
-        """One request (no tokens) against the key's per-minute limit: console and admin routes."""
-        self._reserve(key, 0, tokens_per_minute=1 << 40)
+        """One request (no tokens) against the key's per-minute limit: console and admin routes (called from the
+        key dependency, which FastAPI runs in its thread pool, so a Redis round trip blocks no event loop)."""
+        self._reserve_now(key, 0, tokens_per_minute=1 << 40)
 
     # --- what ---------------------------------------------------------------------------------------------------
     async def admit(self, call: Call, req, prompt: PromptSize) -> int:
@@ -97,7 +98,7 @@ class Admission:
         The request is counted against the key's limits before any tokenizer runs on its prompt."""
         route = call.route
         max_tokens = self._limits(req, route)
-        call.reservation = self._reserve(call.key, prompt.estimate + max_tokens * req.n * prompt.prompts)
+        call.reservation = await self._reserve(call.key, prompt.estimate + max_tokens * req.n * prompt.prompts)
         await self._check_context(route, prompt, max_tokens)
         return max_tokens
 
@@ -138,12 +139,19 @@ class Admission:
                               f"{route.engine.max_model_len}", "max_tokens", code="context_length_exceeded")
         return max_tokens
 
-    def _reserve(self, key: ApiKey, tokens: int, tokens_per_minute: int | None = None) -> list:
+    async def _reserve(self, key: ApiKey, tokens: int):
+        if getattr(self.service.limiter, "remote", False):   # a Redis round trip: off the event loop
+            return await asyncio.to_thread(self._reserve_now, key, tokens)
+        return self._reserve_now(key, tokens)
+
+    def _reserve_now(self, key: ApiKey, tokens: int, tokens_per_minute: int | None = None):
         ratelimit = self.service.config.ratelimit
         rpm = key.rpm or ratelimit.default_rpm
         tpm = tokens_per_minute or key.tpm or ratelimit.default_tpm
         try:
             return self.service.limiter.admit(key.id, rpm, tpm, tokens)
+        except LimiterUnavailable as exc:   # fail closed: a key's quota is never exceeded because Redis is away
+            raise APIError(503, str(exc), code="rate_limiter_unavailable", retry_after=1.0) from None
         except RateLimited as exc:
             kind = "tokens" if tokens and "tokens" in str(exc) else "requests"
             self.service.metrics.rate_limited.labels(kind=kind).inc()

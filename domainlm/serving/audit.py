@@ -1,4 +1,5 @@
-"""Audit log of every gateway request (SQLite), written by a background thread so requests never wait on disk.
+"""Audit log of every gateway request (the state database: SQLite or PostgreSQL), written in batches by a background
+thread so requests never wait on the database.
 
 What is kept of a prompt follows the vertical's logging rules (domainlm.verticals.policy.audit_fields): the text,
 only its sha256 (medical), or nothing. Answers are kept only where prompts may be kept. Kept text has its PII
@@ -12,40 +13,21 @@ import json
 import os
 import queue
 import secrets
-import sqlite3
 import threading
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from domainlm import paths
 from domainlm.serving.auth import utc_ms
+from domainlm.state import StateDB, open_state
 from domainlm.verticals.pii import redact_text
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS requests (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts                TEXT NOT NULL,
-    request_id        TEXT NOT NULL,
-    key_id            TEXT,
-    endpoint          TEXT NOT NULL,
-    model             TEXT,
-    vertical          TEXT,
-    version           INTEGER,
-    status            INTEGER NOT NULL,
-    error             TEXT,
-    stream            INTEGER NOT NULL DEFAULT 0,
-    latency_ms        REAL,
-    prompt_tokens     INTEGER,
-    completion_tokens INTEGER,
-    prompt            TEXT,
-    prompt_sha256     TEXT,
-    answer            TEXT,
-    policy            TEXT              -- JSON: language, notes applied, refusal rule
-);
-CREATE INDEX IF NOT EXISTS requests_ts ON requests (ts);
-"""
 FIELDS = ("ts", "request_id", "key_id", "endpoint", "model", "vertical", "version", "status", "error", "stream",
           "latency_ms", "prompt_tokens", "completion_tokens", "prompt", "prompt_sha256", "answer", "policy")
-INSERT = f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
+INSERT = text(f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join(':' + f for f in FIELDS)})")
 MAX_TEXT = 8000  # characters of prompt/answer text kept per row
 PURGE_EVERY_S = 3600.0  # how often rows past the retention period are deleted
 
@@ -66,8 +48,8 @@ def load_secret(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _values(row: dict) -> tuple:
-    """One audit row in FIELDS order: timestamped, texts capped, policy as JSON."""
+def _values(row: dict) -> dict:
+    """One audit row with every field: timestamped, texts capped, policy as JSON."""
     row.setdefault("ts", utc_ms())
     for text_field in ("prompt", "answer"):   # PII redacted before the text reaches the disk
         if isinstance(row.get(text_field), str):
@@ -75,19 +57,13 @@ def _values(row: dict) -> tuple:
     if isinstance(row.get("policy"), (dict, list)):
         row["policy"] = json.dumps(row["policy"], ensure_ascii=False)
     row["stream"] = int(bool(row.get("stream")))
-    return tuple(row.get(f) for f in FIELDS)
+    return {f: row.get(f) for f in FIELDS}
 
 
-def append(path: str | Path, **row) -> None:
+def append(db: str | Path | StateDB, **row) -> None:
     """Write one audit row now, without a running gateway (operator commands: `domainlm vertical suspend`)."""
-    db = sqlite3.connect(path, timeout=30)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-        with db:
-            db.execute(INSERT, _values(row))
-    finally:
-        db.close()
+    with open_state(db).begin() as conn:
+        conn.execute(INSERT, [_values(row)])
 
 
 class AuditLog:
@@ -95,19 +71,16 @@ class AuditLog:
     locked database) is retried with backoff until it succeeds, the rows kept; while it fails, rows beyond the
     queue's bound are dropped and counted. `status()` says which, for /ready and /metrics."""
 
-    def __init__(self, path: str | Path, flush_interval_s: float = 0.5, max_queue: int = 100_000,
+    def __init__(self, db: str | Path | StateDB, flush_interval_s: float = 0.5, max_queue: int = 100_000,
                  busy_timeout_s: float = 5.0, retention_days: float | None = None,
                  secret_file: str | Path | None = None):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # its own engine: the writer's short lock wait must not shorten the request path's
+        self.db = StateDB(db.url if isinstance(db, StateDB) else db, busy_timeout_s=busy_timeout_s)
         self.retention_days = retention_days
-        self.secret = load_secret(Path(secret_file) if secret_file else self.path.parent / "audit-hmac.key")
+        # the key for hashed prompts sits beside a SQLite file; replicas on PostgreSQL share it through secret_file
+        beside = self.db.path.parent if self.db.path is not None else paths.home()
+        self.secret = load_secret(Path(secret_file) if secret_file else beside / "audit-hmac.key")
         self.flush_interval_s = flush_interval_s
-        self.busy_timeout_s = busy_timeout_s
-        db = sqlite3.connect(self.path)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.executescript(SCHEMA)
-        db.close()
         self.dropped = 0                 # rows lost because the queue was full while writes failed
         self.failures = 0                # failed write attempts
         self.last_error: str | None = None   # set while writes fail, cleared by the next success
@@ -127,25 +100,19 @@ class AuditLog:
         except queue.Full:
             self.dropped += 1
 
-    def _commit(self, holder: list, sql: str, batch: list) -> None:
-        """Write the batch, retrying with backoff (0.1 s → 5 s) until it lands; only a closing log gives up."""
+    def _commit(self, batch: list) -> None:
+        """Write the batch in one transaction, retrying with backoff (0.1 s → 5 s) until it lands (a database
+        that restarts or is briefly unreachable loses nothing); only a closing log gives up."""
         delay = 0.1
         while True:
             try:
-                if holder[0] is None:
-                    holder[0] = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
-                holder[0].executemany(sql, batch)
-                holder[0].commit()
+                with self.db.begin() as conn:
+                    conn.execute(INSERT, batch)
                 self.last_error = None
                 return
-            except sqlite3.Error as exc:
+            except SQLAlchemyError as exc:
                 self.failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                try:
-                    holder[0].close()
-                except (sqlite3.Error, AttributeError):
-                    pass
-                holder[0] = None
+                self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                 if self._closing:
                     self.dropped += len(batch)
                     return
@@ -153,8 +120,6 @@ class AuditLog:
                 delay = min(delay * 2, 5.0)
 
     def _writer(self) -> None:
-        holder: list = [None]
-        sql = INSERT
         while True:
             item = self._queue.get()
             batch, stop = [], False
@@ -163,7 +128,7 @@ class AuditLog:
                     stop = True
                 elif isinstance(item, threading.Event):
                     if batch:
-                        self._commit(holder, sql, batch)
+                        self._commit(batch)
                     batch = []
                     item.set()
                 else:
@@ -173,12 +138,10 @@ class AuditLog:
                 except queue.Empty:
                     break
             if batch:
-                self._commit(holder, sql, batch)
+                self._commit(batch)
             if self.retention_days and time.monotonic() - self._purged_at >= PURGE_EVERY_S:
                 self.purge()
             if stop:
-                if holder[0] is not None:
-                    holder[0].close()
                 return
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -206,21 +169,16 @@ class AuditLog:
             return 0
         cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime((now or time.time()) - self.retention_days * 86400))
         try:
-            db = sqlite3.connect(self.path, timeout=self.busy_timeout_s)
-            with db:
-                deleted = db.execute("DELETE FROM requests WHERE ts < ?", (cutoff,)).rowcount
-            db.close()
-            return deleted
-        except sqlite3.Error as exc:   # retried at the next purge; the writes matter more
+            with self.db.begin() as conn:
+                return conn.execute(text("DELETE FROM requests WHERE ts < :cutoff"), {"cutoff": cutoff}).rowcount
+        except SQLAlchemyError as exc:   # retried at the next purge; the writes matter more
             self.last_error = f"retention purge: {type(exc).__name__}: {exc}"
             return 0
 
     def rows(self, limit: int = 100, **where) -> list[dict]:
         self.flush()
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        clauses = " AND ".join(f"{k} = ?" for k in where if k in FIELDS)
-        sql = "SELECT * FROM requests" + (f" WHERE {clauses}" if clauses else "") + " ORDER BY id DESC LIMIT ?"
-        rows = [dict(r) for r in db.execute(sql, (*[v for k, v in where.items() if k in FIELDS], limit))]
-        db.close()
-        return rows
+        where = {k: v for k, v in where.items() if k in FIELDS}   # column names only from FIELDS, values bound
+        clauses = " AND ".join(f"{k} = :{k}" for k in where)
+        sql = "SELECT * FROM requests" + (f" WHERE {clauses}" if clauses else "") + " ORDER BY id DESC LIMIT :limit"
+        with self.db.begin() as conn:
+            return [dict(r) for r in conn.execute(text(sql), {**where, "limit": limit}).mappings()]

@@ -1,4 +1,4 @@
-"""API keys: stored as sha256 hashes in SQLite, each with scopes and per-minute limits.
+"""API keys: stored as sha256 hashes in the gateway's state database, each with scopes and per-minute limits.
 
 A key looks like `dlm_<id>_<secret>`; only sha256(key) is stored, so the database never holds a usable key. Scopes:
 a vertical name (`medical`), `*` (every vertical), `base` (the base models), `admin` (the /admin routes).
@@ -7,29 +7,19 @@ a vertical name (`medical`), `*` (every vertical), `base` (the base models), `ad
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 import secrets
-import sqlite3
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import text
 
 from domainlm import paths
 from domainlm.errors import DomainlmError
 from domainlm.hashing import sha256_bytes
+from domainlm.state import StateDB, open_state
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS api_keys (
-    id          TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    key_sha256  TEXT NOT NULL UNIQUE,
-    scopes      TEXT NOT NULL,          -- JSON list
-    rpm         INTEGER,                -- NULL = the gateway's default
-    tpm         INTEGER,
-    created_at  TEXT NOT NULL,
-    revoked_at  TEXT
-);
-"""
 SPECIAL_SCOPES = ("*", "admin", "base")
 
 
@@ -72,14 +62,6 @@ def utc_ms(now: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
-def connect_shared(path: Path) -> sqlite3.Connection:
-    """The gateway database every replica shares (keys, suspensions): WAL, rows by name, 30 s busy wait."""
-    db = sqlite3.connect(path, timeout=30)
-    db.row_factory = sqlite3.Row
-    db.execute("PRAGMA journal_mode=WAL")
-    return db
-
-
 def check_scopes(scopes: list[str]) -> list[str]:
     from domainlm.registry.names import RegistryError, check_vertical
 
@@ -103,19 +85,16 @@ MAX_UNKNOWN = 1_024   # unknown secrets remembered (so a flood of random tokens 
 
 
 class KeyStore:
-    def __init__(self, db: str | Path | None = None, cache_ttl_s: float = 2.0):
-        self.path = Path(db) if db else default_db()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """`db`: a SQLite path, a postgresql:// URL, or an open StateDB (default $DOMAINLM_HOME/gateway.sqlite)."""
+
+    def __init__(self, db: str | Path | StateDB | None = None, cache_ttl_s: float = 2.0):
+        self.db = open_state(db or default_db())
         self.cache_ttl_s = cache_ttl_s
         # bounded LRUs: found keys, and a small one for unknown secrets (a flood of random tokens evicts only those)
         self._cache: OrderedDict[str, tuple[ApiKey, float]] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
         self._revoked: tuple[frozenset[str], float] = (frozenset(), 0.0)
-        with self._connect() as db_:
-            db_.executescript(SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        return connect_shared(self.path)
+        self.on_revoke = None     # called with the key id after a revocation (the Redis broadcast hooks in here)
 
     @staticmethod
     def _row(row) -> ApiKey:
@@ -134,29 +113,36 @@ class KeyStore:
         key_id = secrets.token_hex(4)
         plaintext = f"dlm_{key_id}_{secrets.token_urlsafe(24)}"
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self._connect() as db:
-            db.execute("INSERT INTO api_keys (id, name, key_sha256, scopes, rpm, tpm, created_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (key_id, name, sha256_bytes(plaintext), json.dumps(scopes), rpm, tpm, created))
+        with self.db.begin() as db:
+            db.execute(text("INSERT INTO api_keys (id, name, key_sha256, scopes, rpm, tpm, created_at) "
+                            "VALUES (:id, :name, :sha, :scopes, :rpm, :tpm, :created)"),
+                       {"id": key_id, "name": name, "sha": sha256_bytes(plaintext), "scopes": json.dumps(scopes),
+                        "rpm": rpm, "tpm": tpm, "created": created})
         return plaintext, ApiKey(key_id, name, tuple(scopes), rpm, tpm, created)
 
     def list(self, include_revoked: bool = True) -> list[ApiKey]:
-        with self._connect() as db:
-            rows = db.execute("SELECT * FROM api_keys ORDER BY created_at, id").fetchall()
+        with self.db.begin() as db:
+            rows = db.execute(text("SELECT * FROM api_keys ORDER BY created_at, id")).mappings().all()
         keys = [self._row(r) for r in rows]
         return keys if include_revoked else [k for k in keys if not k.revoked_at]
 
     def revoke(self, key_id: str) -> ApiKey:
-        with self._connect() as db:
-            found = db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-            if found is None:
-                raise KeyStoreError(f"no API key with id '{key_id}' (see `domainlm keys list`)")
-            db.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                       (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), key_id))
-            row = db.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        self._cache.clear()
-        self._revoked = (frozenset(), 0.0)
+        with self.db.begin() as db:
+            db.execute(text("UPDATE api_keys SET revoked_at = :now WHERE id = :id AND revoked_at IS NULL"),
+                       {"now": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "id": key_id})
+            row = db.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": key_id}).mappings().first()
+        if row is None:
+            raise KeyStoreError(f"no API key with id '{key_id}' (see `domainlm keys list`)")
+        self.forget()
+        if self.on_revoke is not None:
+            self.on_revoke(key_id)
         return self._row(row)
+
+    def forget(self) -> None:
+        """Drop every cached lookup (a key was revoked here or, said the broadcast, on another replica)."""
+        self._cache.clear()
+        self._unknown.clear()
+        self._revoked = (frozenset(), 0.0)
 
     def is_revoked(self, key_id: str, max_age_s: float = 1.0) -> bool:
         """Whether the key is revoked now, read from the database at most once per `max_age_s` for all callers:
@@ -164,8 +150,8 @@ class KeyStore:
         ids, read_at = self._revoked
         clock = time.monotonic()
         if clock - read_at >= max_age_s:
-            with self._connect() as db:
-                ids = frozenset(r["id"] for r in db.execute("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL"))
+            with self.db.begin() as db:
+                ids = frozenset(db.execute(text("SELECT id FROM api_keys WHERE revoked_at IS NOT NULL")).scalars())
             self._revoked = (ids, clock)
         return key_id in ids
 
@@ -183,13 +169,17 @@ class KeyStore:
         clock = time.monotonic()
         cached = self._cache.get(digest)
         if cached and cached[1] > clock:
+            # a key revoked through another replica leaves this cache within a second, broadcast or not
+            if self.is_revoked(cached[0].id):
+                self._cache.pop(digest, None)
+                return None
             self._cache.move_to_end(digest)
             return cached[0]
         if self._unknown.get(digest, 0.0) > clock:
             return None
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM api_keys WHERE key_sha256 = ? AND revoked_at IS NULL",
-                             (digest,)).fetchone()
+        with self.db.begin() as db:
+            row = db.execute(text("SELECT * FROM api_keys WHERE key_sha256 = :sha AND revoked_at IS NULL"),
+                             {"sha": digest}).mappings().first()
         if row is None:
             self._unknown[digest] = clock + self.cache_ttl_s
             while len(self._unknown) > MAX_UNKNOWN:

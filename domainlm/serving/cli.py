@@ -50,7 +50,7 @@ def _serve(args) -> int:
 
 def register_keys(subparsers) -> None:
     parser = subparsers.add_parser("keys", help="gateway API keys: create, list, revoke (stored hashed)")
-    parser.add_argument("--db", default=None, help="keys database (default $DOMAINLM_HOME/gateway.sqlite)")
+    _state_arguments(parser)
     sub = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("create", help="create a key; it is printed once and only its hash is stored")
@@ -65,15 +65,35 @@ def register_keys(subparsers) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_keys_list)
 
-    p = sub.add_parser("revoke", help="revoke a key by id (takes effect within auth.cache_ttl_s)")
+    p = sub.add_parser("revoke", help="revoke a key by id (every replica refuses it within a second; at once "
+                                      "with --redis)")
     p.add_argument("key_id")
     p.set_defaults(func=_keys_revoke)
+
+
+def _state_arguments(parser) -> None:
+    parser.add_argument("--db", default=None, help="the gateway's state database: a SQLite path (default "
+                                                   "$DOMAINLM_HOME/gateway.sqlite) or postgresql://… (the serve "
+                                                   "config's state.url)")
+    parser.add_argument("--redis", default=None, help="the replicas' Redis (the serve config's state.redis): the "
+                                                      "change is broadcast to every replica at once")
+
+
+def _announce(args, kind: str, **fields) -> None:
+    if args.redis:
+        from domainlm.serving.broadcast import publish_once
+
+        reached = publish_once(args.redis, kind, **fields)
+        print(f"broadcast to {reached} gateway replica(s)" if reached >= 0 else
+              "broadcast not sent (Redis unreachable): replicas see the change within a second by polling")
 
 
 def _store(args):
     from domainlm.serving.auth import KeyStore
 
-    return KeyStore(args.db)
+    store = KeyStore(args.db)
+    store.on_revoke = lambda key_id: _announce(args, "key_revoked", id=key_id)
+    return store
 
 
 def _keys_create(args) -> int:
@@ -105,8 +125,7 @@ def _keys_revoke(args) -> int:
 def register_vertical_switch(subparsers) -> None:
     parser = subparsers.add_parser("vertical", help="emergency switch: suspend or resume a vertical on every "
                                                     "gateway replica (503 with the reason, within a second)")
-    parser.add_argument("--db", default=None, help="gateway database the replicas share (default "
-                                                   "$DOMAINLM_HOME/gateway.sqlite; the serve config's auth.db)")
+    _state_arguments(parser)
     parser.add_argument("--audit-db", default=None, help="audit database (default: the same as --db)")
     sub = parser.add_subparsers(dest="vertical_command", metavar="ACTION", required=True)
     p = sub.add_parser("suspend", help="stop serving a vertical: its requests get a 503 naming the reason")
@@ -125,7 +144,9 @@ def _switch_store(args):
     from domainlm.serving.auth import default_db
     from domainlm.serving.suspension import SuspensionStore
 
-    return SuspensionStore(args.db or default_db())
+    store = SuspensionStore(args.db or default_db())
+    store.on_switch = lambda vertical: _announce(args, "vertical_switched", vertical=vertical)
+    return store
 
 
 def _vertical_switch(args) -> int:
@@ -137,7 +158,7 @@ def _vertical_switch(args) -> int:
 
     store = _switch_store(args)
     actor = f"cli:{getpass.getuser()}"
-    record = switch(store, args.action, args.name, actor, partial(audit.append, args.audit_db or store.path),
+    record = switch(store, args.action, args.name, actor, partial(audit.append, args.audit_db or store.db),
                     args.reason)
     if args.action == "suspend":
         print(f"suspended {record.vertical} since {record.suspended_at}: {record.reason} (every replica within "

@@ -99,6 +99,33 @@ class LimitsSection(Strict):
     max_prompts: int = Field(128, ge=1)       # most prompts in one completions request (a list)
 
 
+class StateSection(Strict):
+    url: str | None = None                    # where keys, suspensions, held answers and the audit live: a SQLite
+                                              # path (default $DOMAINLM_HOME/gateway.sqlite, replicas on one machine)
+                                              # or postgresql://user@host:port/db (replicas on many machines)
+    redis: str | None = None                  # redis://host:port/db: rate limits shared by every replica, revocation
+                                              # and suspension broadcast; None = per-replica limits, polling only
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        from domainlm.state.db import StateError, normalise_url
+
+        if value is not None:
+            try:
+                normalise_url(value)
+            except StateError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("redis")
+    @classmethod
+    def _redis(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"{value!r} is not a Redis URL (redis://host:port/db, rediss://…, unix://…)")
+        return value
+
+
 class AuditSection(Strict):
     db: str | None = None                     # audit database (default $DOMAINLM_HOME/gateway.sqlite)
     flush_interval_s: float = Field(0.5, gt=0)  # audit rows are written in batches off the request path
@@ -116,6 +143,7 @@ class ServeConfig(Strict):
     ratelimit: RateLimitSection = RateLimitSection()
     limits: LimitsSection = LimitsSection()
     audit: AuditSection = AuditSection()
+    state: StateSection = StateSection()
 
     @model_validator(mode="after")
     def _unique(self) -> ServeConfig:

@@ -19,6 +19,10 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+class LimiterUnavailable(Exception):
+    """The shared limiter (Redis) cannot be asked: the request is refused with a retriable 503, never let through."""
+
+
 @dataclass
 class _Bucket:
     requests: deque = field(default_factory=deque)   # admission times

@@ -9,31 +9,16 @@ prompt is never stored here (the audit trail keeps what the vertical's logging r
 from __future__ import annotations
 
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+
 from domainlm.errors import DomainlmError
-from domainlm.serving.auth import connect_shared, utc_ms
+from domainlm.serving.auth import utc_ms
+from domainlm.state import StateDB, open_state
 from domainlm.verticals.pii import redact_text
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS held_answers (
-    id         TEXT PRIMARY KEY,
-    created_at TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    key_id     TEXT,
-    vertical   TEXT NOT NULL,
-    model      TEXT,
-    rule       TEXT NOT NULL,
-    answer     TEXT NOT NULL,
-    status     TEXT NOT NULL DEFAULT 'pending',   -- pending | released | rejected
-    decided_by TEXT,
-    decided_at TEXT,
-    note       TEXT
-);
-CREATE INDEX IF NOT EXISTS held_answers_status ON held_answers (status, created_at);
-"""
 DECISIONS = {"release": "released", "reject": "rejected"}
 MAX_NOTE = 500
 
@@ -65,46 +50,43 @@ class Held:
 
 
 class ReviewQueue:
-    def __init__(self, db: str | Path):
-        self.path = Path(db)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db_:
-            db_.executescript(SCHEMA)
+    """`db`: a SQLite path, a postgresql:// URL, or an open StateDB (the one the keys live in)."""
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect_shared(self.path)
+    def __init__(self, db: str | Path | StateDB):
+        self.db = open_state(db)
 
     def hold(self, request_id: str, key_id: str | None, vertical: str, model: str | None, rule: str,
              answer: str, review_id: str | None = None) -> str:
         review_id = review_id or f"rev-{secrets.token_hex(8)}"
-        with self._connect() as db:
-            db.execute("INSERT INTO held_answers (id, created_at, request_id, key_id, vertical, model, rule, answer) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (review_id, utc_ms(), request_id, key_id, vertical, model, rule, redact_text(answer)))
+        with self.db.begin() as db:
+            db.execute(text("INSERT INTO held_answers (id, created_at, request_id, key_id, vertical, model, rule, "
+                            "answer) VALUES (:id, :at, :request_id, :key_id, :vertical, :model, :rule, :answer)"),
+                       {"id": review_id, "at": utc_ms(), "request_id": request_id, "key_id": key_id,
+                        "vertical": vertical, "model": model, "rule": rule, "answer": redact_text(answer)})
         return review_id
 
     def get(self, review_id: str) -> Held | None:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM held_answers WHERE id = ?", (review_id,)).fetchone()
+        with self.db.begin() as db:
+            row = db.execute(text("SELECT * FROM held_answers WHERE id = :id"), {"id": review_id}).mappings().first()
         return Held(**dict(row)) if row else None
 
     def list(self, status: str | None = "pending", limit: int = 100) -> list[Held]:
-        query, args = "SELECT * FROM held_answers", []
-        if status:
-            query, args = query + " WHERE status = ?", [status]
-        with self._connect() as db:
-            rows = db.execute(query + " ORDER BY created_at DESC LIMIT ?", (*args, limit)).fetchall()
+        query = "SELECT * FROM held_answers" + (" WHERE status = :status" if status else "")
+        with self.db.begin() as db:
+            rows = db.execute(text(query + " ORDER BY created_at DESC LIMIT :n"),
+                              {"status": status, "n": limit}).mappings().all()
         return [Held(**dict(r)) for r in rows]
 
     def decide(self, review_id: str, decision: str, actor: str, note: str | None = None) -> Held:
         if decision not in DECISIONS:
             raise ReviewError(f"decision must be one of {sorted(DECISIONS)}, not {decision!r}")
         note = " ".join((note or "").split())[:MAX_NOTE] or None
-        with self._connect() as db:
+        with self.db.begin() as db:
             # one statement decides: two reviewers racing on the same answer cannot both win
-            done = db.execute("UPDATE held_answers SET status = ?, decided_by = ?, decided_at = ?, note = ? "
-                              "WHERE id = ? AND status = 'pending'",
-                              (DECISIONS[decision], actor, utc_ms(), note, review_id)).rowcount
+            done = db.execute(text("UPDATE held_answers SET status = :status, decided_by = :actor, "
+                                   "decided_at = :at, note = :note WHERE id = :id AND status = 'pending'"),
+                              {"status": DECISIONS[decision], "actor": actor, "at": utc_ms(), "note": note,
+                               "id": review_id}).rowcount
         held = self.get(review_id)
         if held is None:
             raise ReviewError(f"no held answer with id '{review_id}'")

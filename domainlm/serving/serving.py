@@ -41,15 +41,18 @@ class GatewayService:
 
         self.config = config
         self.registry = registry or Registry(config.registry)
-        self.keys = keys or KeyStore(config.auth.db, config.auth.cache_ttl_s)
+        state = config.state.url or default_db()   # SQLite beside the registry, or the replicas' PostgreSQL
+        self.keys = keys or KeyStore(config.auth.db or state, config.auth.cache_ttl_s)
         # the emergency switch lives beside the keys: every replica sharing that database sees a suspension
-        self.suspensions = SuspensionStore(self.keys.path)
-        self.reviews = ReviewQueue(self.keys.path)     # answers held by a vertical's guard, for every replica
-        self.audit = audit or AuditLog(config.audit.db or default_db(), config.audit.flush_interval_s,
+        self.suspensions = SuspensionStore(self.keys.db)
+        self.reviews = ReviewQueue(self.keys.db)     # answers held by a vertical's guard, for every replica
+        self.audit = audit or AuditLog(config.audit.db or state, config.audit.flush_interval_s,
                                           retention_days=config.audit.retention_days,
                                           secret_file=config.audit.secret_file)
         self.metrics = Metrics()
-        self.limiter = RateLimiter()
+        self.limiter, self.broadcast = RateLimiter(), None
+        if config.state.redis:   # shared limits + instant revocation/suspension on every replica
+            self._share_through_redis(config.state.redis)
         self.table = ModelTable()
         self.engines: dict[str, object] = {}          # public base name → engine
         self.counters: dict[str, PromptCounter] = {}  # public base name → prompt counter
@@ -72,9 +75,28 @@ class GatewayService:
 
         await start_engines(self)
 
+    def _share_through_redis(self, url: str) -> None:
+        from domainlm.serving.broadcast import Broadcast
+        from domainlm.serving.ratelimit_redis import RedisRateLimiter
+
+        self.limiter = RedisRateLimiter(url)
+        self.broadcast = Broadcast(url, self._on_broadcast)
+        self.keys.on_revoke = lambda key_id: self.broadcast.publish("key_revoked", id=key_id)
+        self.suspensions.on_switch = lambda vertical: self.broadcast.publish("vertical_switched", vertical=vertical)
+
+    def _on_broadcast(self, event: dict) -> None:
+        kind = event.get("kind")
+        if kind in ("key_revoked", "resync"):
+            self.keys.forget()
+        if kind in ("vertical_switched", "resync"):
+            self.suspensions.forget()
+
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()), return_exceptions=True)
         self.audit.close()
+        for shared in (self.broadcast, self.limiter):
+            if hasattr(shared, "close"):
+                shared.close()
 
     def ready(self) -> tuple[bool, dict]:
         engines = {name: engine.ready() for name, engine in self.engines.items()}
@@ -114,9 +136,9 @@ class GatewayService:
         if call.completion_tokens:
             m.tokens.labels(vertical=vertical, kind="completion").inc(call.completion_tokens)
         if call.reservation is not None and call.prompt_tokens is not None:
-            RateLimiter.settle(call.reservation, (call.prompt_tokens or 0) + (call.completion_tokens or 0))
+            self.limiter.settle(call.reservation, (call.prompt_tokens or 0) + (call.completion_tokens or 0))
         elif call.reservation is not None and call.status >= 400:
-            RateLimiter.settle(call.reservation, 0)  # refused before the engine did any work
+            self.limiter.settle(call.reservation, 0)  # refused before the engine did any work
         self.guard.observe(call)
         if not call.audited:
             return

@@ -8,30 +8,16 @@ to the audit log (endpoint `admin/vertical/suspend` or `…/resume`), so who sto
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from domainlm.errors import DomainlmError
-from domainlm.serving.auth import connect_shared, utc_ms
+from sqlalchemy import text
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS vertical_suspensions (
-    vertical     TEXT PRIMARY KEY,
-    reason       TEXT NOT NULL,
-    actor        TEXT NOT NULL,
-    suspended_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS vertical_events (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    ts       TEXT NOT NULL,
-    vertical TEXT NOT NULL,
-    action   TEXT NOT NULL,          -- suspend | resume
-    reason   TEXT,
-    actor    TEXT NOT NULL
-);
-"""
+from domainlm.errors import DomainlmError
+from domainlm.serving.auth import utc_ms
+from domainlm.state import StateDB, open_state
+
 MAX_REASON = 500
 
 
@@ -52,16 +38,17 @@ class Suspension:
 
 
 class SuspensionStore:
-    def __init__(self, db: str | Path, max_age_s: float = 0.5):
-        self.path = Path(db)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    """`db`: a SQLite path, a postgresql:// URL, or an open StateDB (the one the keys live in)."""
+
+    def __init__(self, db: str | Path | StateDB, max_age_s: float = 0.5):
+        self.db = open_state(db)
         self.max_age_s = max_age_s
         self._active: tuple[dict[str, Suspension], float] = ({}, float("-inf"))
-        with self._connect() as db_:
-            db_.executescript(SCHEMA)
+        self.on_switch = None     # called with the vertical after a suspend/resume (the Redis broadcast hooks in)
 
-    def _connect(self) -> sqlite3.Connection:
-        return connect_shared(self.path)
+    def forget(self) -> None:
+        """Re-read the suspended set on the next request (a switch here or, said the broadcast, elsewhere)."""
+        self._active = ({}, float("-inf"))
 
     def suspend(self, vertical: str, reason: str, actor: str) -> Suspension:
         from domainlm.registry.names import RegistryError, check_vertical
@@ -74,37 +61,44 @@ class SuspensionStore:
         if not reason or len(reason) > MAX_REASON:
             raise SuspensionError(f"give a reason of 1-{MAX_REASON} characters: callers see it in the 503")
         record = Suspension(vertical, reason, actor, utc_ms())
-        with self._connect() as db:
-            db.execute("INSERT INTO vertical_suspensions (vertical, reason, actor, suspended_at) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT(vertical) DO UPDATE SET reason = excluded.reason, actor = excluded.actor",
-                       (vertical, reason, actor, record.suspended_at))
+        with self.db.begin() as db:
+            db.execute(text("INSERT INTO vertical_suspensions (vertical, reason, actor, suspended_at) "
+                            "VALUES (:vertical, :reason, :actor, :at) ON CONFLICT (vertical) "
+                            "DO UPDATE SET reason = excluded.reason, actor = excluded.actor"),
+                       {"vertical": vertical, "reason": reason, "actor": actor, "at": record.suspended_at})
             self._event(db, vertical, "suspend", reason, actor)
-        self._active = ({}, float("-inf"))
+        self._switched(vertical)
         return self.get(vertical) or record
 
+    def _switched(self, vertical: str) -> None:
+        self.forget()
+        if self.on_switch is not None:
+            self.on_switch(vertical)
+
     def resume(self, vertical: str, actor: str) -> Suspension:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM vertical_suspensions WHERE vertical = ?", (vertical,)).fetchone()
+        with self.db.begin() as db:
+            row = db.execute(text("DELETE FROM vertical_suspensions WHERE vertical = :v RETURNING *"),
+                             {"v": vertical}).mappings().first()
             if row is None:
                 raise SuspensionError(f"vertical '{vertical}' is not suspended (see `domainlm vertical status`)")
-            db.execute("DELETE FROM vertical_suspensions WHERE vertical = ?", (vertical,))
             self._event(db, vertical, "resume", row["reason"], actor)
-        self._active = ({}, float("-inf"))
+        self._switched(vertical)
         return Suspension(row["vertical"], row["reason"], row["actor"], row["suspended_at"])
 
     @staticmethod
     def _event(db, vertical: str, action: str, reason: str | None, actor: str) -> None:
-        db.execute("INSERT INTO vertical_events (ts, vertical, action, reason, actor) VALUES (?, ?, ?, ?, ?)",
-                   (utc_ms(), vertical, action, reason, actor))
+        db.execute(text("INSERT INTO vertical_events (ts, vertical, action, reason, actor) "
+                        "VALUES (:ts, :vertical, :action, :reason, :actor)"),
+                   {"ts": utc_ms(), "vertical": vertical, "action": action, "reason": reason, "actor": actor})
 
     def active(self) -> dict[str, Suspension]:
         """vertical → its suspension, read from the database at most once per max_age_s for every caller."""
         found, read_at = self._active
         clock = time.monotonic()
         if clock - read_at >= self.max_age_s:
-            with self._connect() as db:
+            with self.db.begin() as db:
                 found = {r["vertical"]: Suspension(r["vertical"], r["reason"], r["actor"], r["suspended_at"])
-                         for r in db.execute("SELECT * FROM vertical_suspensions")}
+                         for r in db.execute(text("SELECT * FROM vertical_suspensions")).mappings()}
             self._active = (found, clock)
         return found
 
@@ -112,8 +106,9 @@ class SuspensionStore:
         return self.active().get(vertical) if vertical else None
 
     def events(self, limit: int = 100) -> list[dict]:
-        with self._connect() as db:
-            return [dict(r) for r in db.execute("SELECT * FROM vertical_events ORDER BY id DESC LIMIT ?", (limit,))]
+        with self.db.begin() as db:
+            return [dict(r) for r in db.execute(text("SELECT * FROM vertical_events ORDER BY id DESC LIMIT :n"),
+                                                {"n": limit}).mappings()]
 
 
 def switch(store: SuspensionStore, action: str, vertical: str, actor: str, audit, reason: str | None = None):
