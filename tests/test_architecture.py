@@ -15,8 +15,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "domainlm"
-LAYERS = ("kernels", "config", "state", "models", "artifacts", "data", "verticals", "training", "registry", "evals", "serving",
-          "pipeline", "cli")
+LAYERS = ("kernels", "config", "state", "models", "artifacts", "data", "verticals", "training", "registry", "evals",
+          "serving", "pipeline", "cli")
 SHARED = ("errors", "log", "paths", "hashing", "atomic", "ports", "progress", "children")   # domainlm/<name>.py
 DOCS = REPO / "docs" / "architecture.md"
 

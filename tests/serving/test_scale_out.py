@@ -54,7 +54,8 @@ def test_two_replicas_share_limits_switches_revocations_and_audit(tmp_path, rand
     made = cli("keys", "--db", postgres_url, "create", "--name", "app", "--scopes", "petrochem", "--rpm", "8")
     assert made.returncode == 0, made.stderr
     key, key_id = made.stdout.split()[0], made.stdout.split()[3]
-    admin = cli("keys", "--db", postgres_url, "create", "--name", "ops", "--scopes", "admin,petrochem").stdout.split()[0]
+    admin = cli("keys", "--db", postgres_url, "create", "--name", "ops",
+                "--scopes", "admin,petrochem").stdout.split()[0]
     urls, procs = [], []
     try:
         for replica in range(2):
