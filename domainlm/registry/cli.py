@@ -1,4 +1,4 @@
-"""`domainlm registry list|show|verify|register|attach-report|promote|rollback|audit`."""
+"""`domainlm registry list|show|verify|register|attach-report|promote|rollback|index-to|audit`."""
 
 from __future__ import annotations
 
@@ -45,6 +45,11 @@ def register(subparsers) -> None:
     p = sub.add_parser("rollback", help="production returns to the previous production version")
     p.add_argument("vertical")
     p.set_defaults(func=_rollback)
+
+    p = sub.add_parser("index-to", help="move this root's index into a shared database (postgresql://…): every "
+                                        "machine opening the root uses it from then on")
+    p.add_argument("url")
+    p.set_defaults(func=_index_to)
 
     p = sub.add_parser("audit", help="registry events (register, promote, force, rollback), newest first")
     p.add_argument("vertical", nargs="?", default=None)
@@ -126,4 +131,13 @@ def _audit(args) -> int:
         version = f"@{row['version']}" if row["version"] is not None else ""
         print(f"{row['ts']}  {row['event']:<13}{row['vertical']}{version:<6} by {row['actor']}  "
               f"{json.dumps(row['detail'], ensure_ascii=False)}")
+    return 0
+
+
+def _index_to(args) -> int:
+    registry = _registry(args)
+    source = registry.index.describe
+    copied = registry.move_index(args.url, actor=_actor())
+    print(f"moved the registry index of {registry.root} from {source} to {registry.index.describe} ({copied} "
+          f"versions); {registry.root}/index.url now points there")
     return 0

@@ -20,12 +20,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from sqlalchemy import text
+
 from domainlm import log, paths
 from domainlm.artifacts import MANIFEST, artifact_id, verify_artifact, write_manifest
 from domainlm.errors import IntegrityError
 from domainlm.atomic import atomic_dir, atomic_write_bytes
 from domainlm.registry import gates as gates_mod
-from domainlm.registry.index import COLUMNS, Index
+from domainlm.registry.index import COLUMNS, Index, now
 from domainlm.registry.names import NotFound, RegistryError, check_version, check_vertical, parse_ref
 
 logger = log.get("registry")
@@ -65,11 +67,56 @@ class Entry:
         return d
 
 
+INDEX_POINTER = "index.url"   # in a registry root: the database URL of its index (absent: index.sqlite)
+
+
+def index_location(root: Path) -> Path | str:
+    """Where a registry root's index lives: the URL `index.url` names, else `index.sqlite` in the root."""
+    pointer = root / INDEX_POINTER
+    try:
+        url = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return root / "index.sqlite"
+    if not url:
+        raise RegistryError(f"{pointer}: empty; it should hold the index database URL (postgresql://…)")
+    return url
+
+
 class Registry:
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else paths.registry_dir()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.index = Index(self.root / "index.sqlite")
+        self.index = Index(index_location(self.root))
+
+    def move_index(self, url: str, actor: str = "cli") -> int:
+        """Copy this root's index into the database at `url` (empty there, or already this very index) and point
+        the root at it (`index.url`): every process opening the root uses that database from then on. Returns the
+        versions copied. The SQLite file stays, unused, as a backup."""
+        target = Index(url)
+        if target.describe == self.index.describe:
+            raise RegistryError(f"the index is already at {target.describe}")
+        with self._lock(), self.index.reader() as source, target.transaction() as db:
+            present = db.execute(text("SELECT COUNT(*) FROM versions")).scalar()
+            if present:
+                raise RegistryError(f"{target.describe} already holds a registry index ({present} versions): "
+                                    "point this root at it by hand only if it is this registry's")
+            copied = 0
+            for table in ("versions", "production_history", "audit"):
+                rows = [dict(r) for r in source.execute(text(f"SELECT * FROM {table}")).mappings()]
+                if rows:
+                    columns = list(rows[0])
+                    db.execute(text(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                    f"VALUES ({', '.join(':' + c for c in columns)})"), rows)
+                copied += len(rows) if table == "versions" else 0
+            if target.db.dialect == "postgresql":   # ids were copied as they were: move the sequences past them
+                for table in ("production_history", "audit"):
+                    db.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                    f"COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"))
+            Index.audit(db, actor=actor, event="move_index", vertical="*", version=None,
+                        source=self.index.describe, target=target.describe, versions=copied)
+            atomic_write_bytes(self.root / INDEX_POINTER, (url.strip() + "\n").encode())
+        self.index = target
+        return copied
 
     # --- paths -----------------------------------------------------------------------------------------------
     def _version_dir(self, vertical: str, version: int) -> Path:
@@ -167,8 +214,8 @@ class Registry:
                    "created_at": manifest.get("created_at") or "", "report_path": None,
                    "base_model_id": base.get("model_id"), "base_sha256": base.get("weights_sha256")}
             with self.index.transaction() as db:
-                db.execute(f"INSERT INTO versions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-                           tuple(row[c] for c in COLUMNS))
+                db.execute(text(f"INSERT INTO versions ({', '.join(COLUMNS)}) "
+                                f"VALUES ({', '.join(':' + c for c in COLUMNS)})"), row)
                 self.index.audit(db, actor=actor, event="register", vertical=vertical, version=version,
                                  artifact_id=aid, source=str(source.resolve()))
         logger.info("registered", vertical=vertical, version=version, artifact_id=aid[:12])
@@ -184,8 +231,8 @@ class Registry:
         stored = self.root / "reports" / entry.vertical / f"{entry.version}.json"
         atomic_write_bytes(stored, Path(report_path).read_bytes())
         with self.index.transaction() as db:
-            db.execute("UPDATE versions SET report_path = ? WHERE vertical = ? AND version = ?",
-                       (str(stored), entry.vertical, entry.version))
+            db.execute(text("UPDATE versions SET report_path = :p WHERE vertical = :v AND version = :n"),
+                       {"p": str(stored), "v": entry.vertical, "n": entry.version})
             self.index.audit(db, actor=actor, event="attach_report", vertical=entry.vertical, version=entry.version,
                              report=str(Path(report_path).resolve()), summary=report["summary"])
         return self.get(entry.vertical, entry.version)
@@ -221,15 +268,15 @@ class Registry:
             raise RegistryError(f"cannot promote {entry.ref}: " + "; ".join(decision.failures)
                                 + " (use --force to override; it is recorded in the audit log)")
         with self._lock(), self.index.transaction() as db:
-            previous = db.execute("SELECT version FROM versions WHERE vertical = ? AND stage = 'production'",
-                                  (vertical,)).fetchone()
+            previous = db.execute(text("SELECT version FROM versions WHERE vertical = :v AND stage = 'production'"),
+                                  {"v": vertical}).mappings().first()
             if previous:
-                db.execute("UPDATE versions SET stage = 'archived' WHERE vertical = ? AND version = ?",
-                           (vertical, previous["version"]))
-            db.execute("UPDATE versions SET stage = 'production' WHERE vertical = ? AND version = ?",
-                       (vertical, entry.version))
-            db.execute("INSERT INTO production_history (vertical, version, ts) VALUES (?, ?, datetime('now'))",
-                       (vertical, entry.version))
+                db.execute(text("UPDATE versions SET stage = 'archived' WHERE vertical = :v AND version = :n"),
+                           {"v": vertical, "n": previous["version"]})
+            db.execute(text("UPDATE versions SET stage = 'production' WHERE vertical = :v AND version = :n"),
+                       {"v": vertical, "n": entry.version})
+            db.execute(text("INSERT INTO production_history (vertical, version, ts) VALUES (:v, :n, :ts)"),
+                       {"v": vertical, "n": entry.version, "ts": now()})
             event = "force" if not decision.passed else "promote"
             self.index.audit(db, actor=actor, event=event, vertical=vertical, version=entry.version,
                              previous=previous["version"] if previous else None, gates=decision.checked,
@@ -241,9 +288,9 @@ class Registry:
         """The version rollback() would make production (the previous production one); RegistryError if none."""
         current = self.get(check_vertical(vertical))
         with self.index.reader() as db:
-            history = [r["version"] for r in db.execute(
-                "SELECT version FROM production_history WHERE vertical = ? AND active = 1 ORDER BY id",
-                (vertical,)).fetchall()]
+            history = list(db.execute(text(
+                "SELECT version FROM production_history WHERE vertical = :v AND active = 1 ORDER BY id"),
+                {"v": vertical}).scalars())
         while history and history[-1] == current.version:
             history.pop()
         if not history:
@@ -258,14 +305,14 @@ class Registry:
             target = self.rollback_target(vertical)
             target.verify()
             with self.index.transaction() as db:
-                db.execute("UPDATE versions SET stage = 'archived' WHERE vertical = ? AND version = ?",
-                           (vertical, current.version))
-                db.execute("UPDATE versions SET stage = 'production' WHERE vertical = ? AND version = ?",
-                           (vertical, target.version))
-                top = db.execute("SELECT MAX(id) AS id FROM production_history WHERE vertical = ? AND active = 1 "
-                                 "AND version = ?", (vertical, current.version)).fetchone()
-                if top and top["id"] is not None:
-                    db.execute("UPDATE production_history SET active = 0 WHERE id = ?", (top["id"],))
+                db.execute(text("UPDATE versions SET stage = 'archived' WHERE vertical = :v AND version = :n"),
+                           {"v": vertical, "n": current.version})
+                db.execute(text("UPDATE versions SET stage = 'production' WHERE vertical = :v AND version = :n"),
+                           {"v": vertical, "n": target.version})
+                top = db.execute(text("SELECT MAX(id) FROM production_history WHERE vertical = :v AND active = 1 "
+                                      "AND version = :n"), {"v": vertical, "n": current.version}).scalar()
+                if top is not None:
+                    db.execute(text("UPDATE production_history SET active = 0 WHERE id = :id"), {"id": top})
                 self.index.audit(db, actor=actor, event="rollback", vertical=vertical, version=target.version,
                                  previous=current.version)
         logger.info("rolled back", vertical=vertical, version=target.version, previous=current.version)

@@ -1,4 +1,4 @@
-"""The gateway's tables, one definition for SQLite and PostgreSQL (SQLAlchemy Core).
+"""The gateway's and the registry index's tables, one definition for SQLite and PostgreSQL (SQLAlchemy Core).
 
 Text timestamps (`utc_ms`: ISO 8601 with milliseconds, UTC) sort the same on both databases. The first migration
 creates these tables where they are missing, so SQLite files written before the migrations existed are adopted.
@@ -6,7 +6,7 @@ creates these tables where they are missing, so SQLite files written before the 
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, CheckConstraint, Column, Float, Index, Integer, MetaData, Table, Text, text
 
 metadata = MetaData()
 # SQLite needs INTEGER PRIMARY KEY for its rowid alias; PostgreSQL gets a BIGINT identity
@@ -81,5 +81,47 @@ requests = Table(   # the audit log: one row per gateway request or operator act
     Column("answer", Text),
     Column("policy", Text),                           # JSON: language, notes applied, refusal rule
     Index("requests_ts", "ts"),
+    sqlite_autoincrement=True,
+)
+
+
+# --- the registry's index (its own chain: a registry root keeps index.sqlite, or names a shared database) --------
+registry_metadata = MetaData()
+PRODUCTION = text("stage = 'production'")
+
+versions = Table(
+    "versions", registry_metadata,
+    Column("vertical", Text, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("stage", Text, nullable=False),
+    Column("artifact_id", Text, nullable=False),
+    Column("created_at", Text, nullable=False),
+    Column("report_path", Text),
+    Column("base_model_id", Text),
+    Column("base_sha256", Text),
+    CheckConstraint("stage IN ('candidate', 'production', 'archived')", name="versions_stage"),
+    # one production version per vertical, whatever two writers do at once
+    Index("one_production", "vertical", unique=True, sqlite_where=PRODUCTION, postgresql_where=PRODUCTION),
+)
+
+production_history = Table(
+    "production_history", registry_metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("vertical", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("active", Integer, nullable=False, server_default="1"),   # 0 once a rollback has popped it
+    Column("ts", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+registry_audit = Table(
+    "audit", registry_metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("ts", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("event", Text, nullable=False),            # register | attach_report | promote | force | rollback
+    Column("vertical", Text, nullable=False),
+    Column("version", Integer),
+    Column("detail", Text, nullable=False),           # JSON
     sqlite_autoincrement=True,
 )

@@ -1,4 +1,5 @@
-"""Registry: immutable stored copies, SQLite stages, gates on promotion, audit trail, tamper and name refusal."""
+"""Registry: immutable stored copies, stages in its index (SQLite in the root, or PostgreSQL named by index.url: the
+`reg` fixture runs each test on both), gates on promotion, audit trail, tamper and name refusal."""
 
 from __future__ import annotations
 
@@ -45,9 +46,13 @@ def report_for(entry, *, passing: bool, path):
     return path
 
 
-@pytest.fixture
-def reg(tmp_path):
-    return Registry(tmp_path / "registry")
+@pytest.fixture(params=["sqlite", "postgres"])
+def reg(tmp_path, request):
+    root = tmp_path / "registry"
+    if request.param == "postgres":
+        root.mkdir()
+        (root / "index.url").write_text(request.getfixturevalue("postgres_url") + "\n")
+    return Registry(root)
 
 
 def test_register_stores_read_only_verified_copy(reg, random_adapters):
@@ -310,3 +315,71 @@ def test_cli_list_show_verify_promote_rollback(tmp_path, random_adapters):
     assert verified.returncode == 1 and "TAMPERED" in verified.stdout
     rollback = cli("rollback", "medical")
     assert rollback.returncode == 2 and "no earlier production version" in rollback.stderr
+
+
+def _second_version(random_adapters, tmp_path):
+    """The medical adapter with one config value changed: a different artifact of the same vertical."""
+    import shutil
+
+    from domainlm.artifacts import write_manifest
+    from domainlm.hashing import sha256_file
+
+    src = tmp_path / "v2"
+    shutil.copytree(random_adapters["medical"], src)
+    os.chmod(src / "adapter_config.json", 0o644)
+    cfg = json.loads((src / "adapter_config.json").read_text())
+    cfg["lora_dropout"] = 0.01
+    (src / "adapter_config.json").write_text(json.dumps(cfg))
+    manifest = read_manifest(src)
+    manifest["files"]["adapter_config.json"] = sha256_file(src / "adapter_config.json")
+    write_manifest(src, manifest)
+    return src
+
+
+def test_the_index_moves_to_postgres_and_every_opener_follows(tmp_path, random_adapters, postgres_url):
+    root = tmp_path / "registry"
+    local = Registry(root)
+    local.register(random_adapters["medical"])
+    local.register(_second_version(random_adapters, tmp_path))
+    local.promote("medical", 1, force=True, actor="t")
+    local.promote("medical", 2, force=True, actor="t")
+    before = [(e.ref, e.stage) for e in local.list()]
+    moved = subprocess.run([sys.executable, "-m", "domainlm.cli", "registry", "--root", str(root), "index-to",
+                            postgres_url], capture_output=True, text=True, timeout=120)
+    assert moved.returncode == 0 and "(2 versions)" in moved.stdout, moved.stderr
+    shared = Registry(root)                           # any process opening the root now reads PostgreSQL
+    assert shared.index.describe.startswith("postgresql") and [(e.ref, e.stage) for e in shared.list()] == before
+    assert shared.rollback("medical").version == 1    # the production history came along
+    assert shared.register(random_adapters["petrochem"]).version == 1
+    events = [r["event"] for r in shared.audit_log()]
+    assert events[:3] == ["register", "rollback", "move_index"] and events.count("force") == 2
+    again = subprocess.run([sys.executable, "-m", "domainlm.cli", "registry", "--root", str(root), "index-to",
+                            postgres_url], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "already at" in again.stderr and "Traceback" not in again.stderr
+    (root / "index.url").write_text("  \n")
+    with pytest.raises(RegistryError, match="empty"):
+        Registry(root)
+
+
+def test_promotions_racing_on_postgres_leave_one_production_version(tmp_path, random_adapters, postgres_url):
+    root = tmp_path / "registry"
+    root.mkdir()
+    (root / "index.url").write_text(postgres_url)
+    first = Registry(root)
+    first.register(random_adapters["medical"])
+    first.register(_second_version(random_adapters, tmp_path))
+    errors = []
+
+    def promote(version):
+        try:
+            Registry(root).promote("medical", version, force=True, actor=f"t{version}")
+        except RegistryError as exc:   # "already production" is a fair answer to a racing duplicate
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=promote, args=(1 + i % 2,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stages = [e.stage for e in first.list("medical")]
+    assert stages.count("production") == 1 and all("already production" in e for e in errors)

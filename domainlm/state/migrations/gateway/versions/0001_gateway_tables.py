@@ -4,6 +4,7 @@ Revision ID: 0001
 Create Date: 2026-12-06
 
 Created where missing (checkfirst): SQLite files from before the migrations existed already hold these tables.
+When a later revision changes a table, freeze this revision's definitions here first.
 """
 
 from alembic import op
