@@ -188,7 +188,7 @@ async def suspend(vertical: str, body: SuspendRequest, request: Request, key: Ad
     service = service_of(request)
     try:
         record = await asyncio.to_thread(switch, service.suspensions, "suspend", vertical, actor(key),
-                                         service.audit.record, body.reason)
+                                         service.audit.record_now, body.reason)
     except SuspensionError as exc:
         raise APIError(400, str(exc), param="vertical") from None
     return {"suspended": record.to_dict()}
@@ -199,7 +199,7 @@ async def resume(vertical: str, request: Request, key: AdminDep):
     service = service_of(request)
     try:
         record = await asyncio.to_thread(switch, service.suspensions, "resume", vertical, actor(key),
-                                         service.audit.record)
+                                         service.audit.record_now)
     except SuspensionError as exc:
         raise APIError(404, str(exc), param="vertical") from None
     return {"resumed": record.to_dict()}

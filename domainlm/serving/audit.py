@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+from concurrent.futures import Future
 import secrets
 import threading
 import time
@@ -30,6 +31,11 @@ FIELDS = ("ts", "request_id", "key_id", "endpoint", "model", "vertical", "versio
 INSERT = text(f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join(':' + f for f in FIELDS)})")
 MAX_TEXT = 8000  # characters of prompt/answer text kept per row
 PURGE_EVERY_S = 3600.0  # how often rows past the retention period are deleted
+MAX_BATCH = 1000        # rows per transaction at most
+
+
+class AuditUnavailable(Exception):
+    """A durable audit row could not be written: the request it records is answered with a retriable 503."""
 
 
 def load_secret(path: Path) -> bytes:
@@ -94,51 +100,81 @@ class AuditLog:
         return {"ok": self.last_error is None and self._thread.is_alive(), "error": self.last_error,
                 "dropped_rows": self.dropped, "failed_writes": self.failures, "queued": self._queue.qsize()}
 
-    def record(self, **row) -> None:
+    def record(self, durable: bool = False, **row) -> Future | None:
+        """Queue one row. `durable`: returns a Future that resolves once the row is committed (the writer commits
+        at once rather than after flush_interval_s), or fails if it could not be queued or written."""
+        waiter = Future() if durable else None
         try:
-            self._queue.put_nowait(_values(row))
+            self._queue.put_nowait((_values(row), waiter))
         except queue.Full:
             self.dropped += 1
+            if waiter is not None:
+                waiter.set_exception(AuditUnavailable("the audit queue is full: audit writes are failing"))
+        return waiter
 
-    def _commit(self, batch: list) -> None:
+    def record_now(self, timeout: float = 10.0, **row) -> None:
+        """Write one row and wait until it is committed (from a worker thread: operator switches must survive the
+        replica that made them). Raises AuditUnavailable if it cannot be written in `timeout` seconds."""
+        try:
+            self.record(durable=True, **row).result(timeout=timeout)
+        except TimeoutError:
+            raise AuditUnavailable(f"audit row not committed within {timeout:g} s ({self.last_error})") from None
+
+    def _commit(self, batch: list) -> bool:
         """Write the batch in one transaction, retrying with backoff (0.1 s → 5 s) until it lands (a database
-        that restarts or is briefly unreachable loses nothing); only a closing log gives up."""
+        that restarts or is briefly unreachable loses nothing); only a closing log gives up (False)."""
         delay = 0.1
         while True:
             try:
                 with self.db.begin() as conn:
                     conn.execute(INSERT, batch)
                 self.last_error = None
-                return
+                return True
             except SQLAlchemyError as exc:
                 self.failures += 1
                 self.last_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                 if self._closing:
                     self.dropped += len(batch)
-                    return
+                    return False
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _write(self, batch: list, waiters: list) -> None:
+        landed = self._commit(batch) if batch else True
+        for waiter in waiters:
+            if landed:
+                waiter.set_result(True)
+            else:
+                waiter.set_exception(AuditUnavailable(f"audit row not written: {self.last_error}"))
+
     def _writer(self) -> None:
+        """Batches end flush_interval_s after their first row (or at MAX_BATCH rows, or at once when a durable row
+        waits), so rows reach the database within that interval however steady the traffic."""
         while True:
             item = self._queue.get()
-            batch, stop = [], False
+            batch, waiters, stop, deadline = [], [], False, None
             while True:
                 if item is None:
                     stop = True
-                elif isinstance(item, threading.Event):
-                    if batch:
-                        self._commit(batch)
-                    batch = []
+                    break
+                if isinstance(item, threading.Event):
+                    self._write(batch, waiters)
+                    batch, waiters, deadline = [], [], None
                     item.set()
                 else:
-                    batch.append(item)
+                    values, waiter = item
+                    batch.append(values)
+                    if waiter is not None:
+                        waiters.append(waiter)
+                    deadline = deadline or time.monotonic() + self.flush_interval_s
+                if len(batch) >= MAX_BATCH:
+                    break
+                wait = 0.0 if waiters else (deadline - time.monotonic() if batch else 0.001)
                 try:
-                    item = self._queue.get(timeout=self.flush_interval_s if batch else 0.001)
+                    item = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
-            if batch:
-                self._commit(batch)
+            self._write(batch, waiters)
             if self.retention_days and time.monotonic() - self._purged_at >= PURGE_EVERY_S:
                 self.purge()
             if stop:

@@ -133,6 +133,9 @@ class AuditSection(Strict):
     base_prompts: Literal["text", "hash", "none"] = "text"  # what the audit keeps of base-model prompts/answers
     secret_file: str | None = None            # HMAC key for hashed prompts (default: audit-hmac.key beside the db,
                                               # created 0600); replicas sharing one audit need the same file
+    durable: bool = False                     # an answer is sent only after its audit row is committed (group
+                                              # commit): a replica killed -9 loses no record of answers it gave
+    durable_timeout_s: float = Field(5.0, gt=0)  # past this, the answer is withheld with a retriable 503
 
 
 class ServeConfig(Strict):

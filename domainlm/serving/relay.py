@@ -55,7 +55,7 @@ class EngineRelay:
         try:
             if not req.stream:
                 result = await route.engine.request(kind, body)
-                return self._complete(call, route, kind, result, req)
+                return await self._complete(call, route, kind, result, req)
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # the gateway counts tokens; the client may not want it
             stream = route.engine.stream(kind, body)
@@ -69,7 +69,7 @@ class EngineRelay:
         return StreamingResponse(self._relay(call, stream, first, include_usage, filtered),
                                  media_type="text/event-stream", headers=call.headers())
 
-    def _complete(self, call: Call, route: Route, kind: str, result: dict, req) -> Response:
+    async def _complete(self, call: Call, route: Route, kind: str, result: dict, req) -> Response:
         # engines answer in OpenAI's JSON; passed through as is (vendor fields kept), with the vertical's output
         # checks and the policy's suffix
         result["model"] = route.public
@@ -102,7 +102,7 @@ class EngineRelay:
         call.answer = "\n".join(answers)
         result["domainlm"] = self._info(call).model_dump(mode="json")
         headers = call.headers()
-        self.service.finish(call)
+        await self.service.finish_answered(call)
         return Response(json.dumps(result, ensure_ascii=False), media_type="application/json", headers=headers)
 
     async def _relay(self, call: Call, stream: AsyncIterator[bytes], first: bytes | None, include_usage: bool,
@@ -146,6 +146,11 @@ class EngineRelay:
                 call.count_usage(json.loads(usage_payload).get("usage"))
                 if include_usage:
                     yield frame(usage_payload)
+            try:   # the end marker goes out once the answer is on the audit record (audit.durable)
+                await self.service.finish_answered(call)
+            except APIError as exc:
+                call.status, call.error = exc.status, exc.message
+                yield frame(json.dumps(exc.body()).encode())
             yield DONE_FRAME
         except (EngineUnavailable, UpstreamError) as exc:
             err = unavailable(str(exc), getattr(exc, "retry_after", 5)) if isinstance(exc, EngineUnavailable) \
@@ -168,7 +173,7 @@ class EngineRelay:
         return DomainlmInfo(adapter=call.route.public, vertical=call.route.vertical, version=call.route.version,
                             policy=call.policy.summary() if call.policy else None)
 
-    def refusal(self, call: Call, req, text: str, kind: str) -> Response:
+    async def refusal(self, call: Call, req, text: str, kind: str) -> Response:
         """Answer with the policy's refusal text without calling the model (the shapes of a model answer), or with
         an OpenAI-shaped 400 where the vertical's guardrails say refuse_as: error."""
         self.service.metrics.policy.labels(vertical=call.vertical, action="refusal").inc()
@@ -180,7 +185,7 @@ class EngineRelay:
         call.answer, call.prompt_tokens, call.completion_tokens = text, 0, 0
         usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
         headers = call.headers()
-        self.service.finish(call)
+        await self.service.finish_answered(call)
         if kind == "chat":
             whole = ChatCompletion(id=rid, created=created, model=model, usage=usage, domainlm=info,
                                    choices=[ChatChoice(message=AssistantMessage(content=text))])

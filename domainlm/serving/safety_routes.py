@@ -88,7 +88,7 @@ async def alerts(body: AlertmanagerWebhook, request: Request, key: AdminDep):
             reason = f"alert {name}: {summary}"[:500] if summary else f"alert {name}"
             try:
                 await asyncio.to_thread(switch, service.suspensions, "suspend", vertical, f"alert:{name}",
-                                        service.audit.record, reason)
+                                        service.audit.record_now, reason)
             except SuspensionError as exc:
                 raise APIError(400, str(exc), param="alerts") from None
             suspended.append(vertical)

@@ -15,11 +15,12 @@ from collections import OrderedDict
 
 from domainlm import log
 from domainlm.serving.admission import Admission
+from domainlm.serving.audit import AuditUnavailable
 from domainlm.serving.auth import KeyStore
 from domainlm.serving.suspension import SuspensionStore
 from domainlm.serving.call import Call
 from domainlm.serving.context import PromptCounter
-from domainlm.serving.errors import TYPES
+from domainlm.serving.errors import TYPES, APIError
 from domainlm.serving.guardrails import Guard
 from domainlm.serving.metrics import Metrics
 from domainlm.serving.policy import RequestPolicy
@@ -116,10 +117,24 @@ class GatewayService:
         return self.locks.setdefault(vertical, asyncio.Lock())
 
     # --- accounting ----------------------------------------------------------------------------------------------
-    def finish(self, call: Call) -> None:
-        """Metrics + audit + rate-limit settlement, once per request, whatever happened."""
-        if call.closed:
+    async def finish_answered(self, call: Call) -> None:
+        """finish() for an answer about to be delivered. With audit.durable, wait until its audit row is committed
+        (group commit with the other replicas' rows in flight): a replica killed afterwards loses no record of an
+        answer it gave. If the row cannot be written in audit.durable_timeout_s, the answer is withheld: 503."""
+        waiter = self.finish(call, durable=self.config.audit.durable)
+        if waiter is None:
             return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(waiter), self.config.audit.durable_timeout_s)
+        except (AuditUnavailable, asyncio.TimeoutError) as exc:
+            raise APIError(503, f"the answer could not be put on the audit record ({exc or 'timed out'}); retry",
+                           code="audit_unavailable", retry_after=1.0) from None
+
+    def finish(self, call: Call, durable: bool = False):
+        """Metrics + audit + rate-limit settlement, once per request, whatever happened. Returns the audit row's
+        Future when `durable` (None otherwise, or when the call is not audited)."""
+        if call.closed:
+            return None
         call.closed = True
         vertical, endpoint = call.vertical, call.endpoint
         if call.route is not None:
@@ -141,14 +156,15 @@ class GatewayService:
             self.limiter.settle(call.reservation, 0)  # refused before the engine did any work
         self.guard.observe(call)
         if not call.audited:
-            return
+            return None
         policy = call.policy or RequestPolicy(call.route.vertical if call.route else None)
         texts = policy.audit(call.prompt_text, call.answer, self.audit.secret,
                              self.config.audit.base_prompts) if call.prompt_text else {}
-        self.audit.record(request_id=call.request_id, key_id=call.key.id if call.key else None, endpoint=endpoint,
-                          model=call.model, vertical=call.route.vertical if call.route else None,
-                          version=call.route.version if call.route else None, status=call.status,
-                          error=call.error, stream=call.stream, latency_ms=round(elapsed * 1000, 3),
-                          prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
-                          policy=policy.summary() if call.policy else None, **texts)
+        route = call.route
+        return self.audit.record(durable=durable, request_id=call.request_id, key_id=call.key.id if call.key else None,
+                                 endpoint=endpoint, model=call.model, vertical=route.vertical if route else None,
+                                 version=route.version if route else None, status=call.status, error=call.error,
+                                 stream=call.stream, latency_ms=round(elapsed * 1000, 3),
+                                 prompt_tokens=call.prompt_tokens, completion_tokens=call.completion_tokens,
+                                 policy=policy.summary() if call.policy else None, **texts)
 

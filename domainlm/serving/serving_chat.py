@@ -31,7 +31,7 @@ class ChatEndpoint(Endpoint):
             lower_bound=lambda: counter.lower_bound(prompt_bytes), exact=lambda: counter.exact_chat(messages),
             param="messages"))
         if refusal is not None:
-            return service.relay.refusal(call, req, refusal, "chat")
+            return await service.relay.refusal(call, req, refusal, "chat")
         body = {"model": route.engine_model, "messages": messages, "max_tokens": max_tokens,
                 **{k: getattr(req, k) for k in FORWARDED if getattr(req, k) is not None}}
         if req.logprobs:

@@ -31,7 +31,7 @@ class CompletionEndpoint(Endpoint):
             lower_bound=lambda: counter.lower_bound(longest), exact=lambda: counter.exact_text(prompts),
             param="prompt", prompts=len(prompts)))
         if refusal is not None:
-            return service.relay.refusal(call, req, refusal, "completions")
+            return await service.relay.refusal(call, req, refusal, "completions")
         body = {"model": route.engine_model, "prompt": req.prompt, "max_tokens": max_tokens,
                 **{k: getattr(req, k) for k in FORWARDED if getattr(req, k) is not None}}
         if req.echo:
