@@ -56,8 +56,10 @@ def untrained_adapter(dest: Path, base, vertical: str, seed: int, rank: int = 16
 
 
 def start_vllm(model_path: str, served: str, lora: dict[str, str], log_path: Path, rank: int = 16,
-               kv_gib: float = 2.0, max_loras: int = 4):
-    """A managed vLLM OpenAI server (the same process manager the gateway uses); returns (process, url)."""
+               kv_gib: float = 2.0, max_loras: int = 4, wait: bool = True):
+    """A managed vLLM OpenAI server (the same process manager the gateway uses); returns (process, url). Start it
+    from the main thread: the server is tied to the life of the thread that started it (children.die_with_parent).
+    `wait=False` returns at once (start several, then wait_http on each)."""
     from domainlm.kernels.backends import select_backend
     from domainlm.serving.engines.lora_mode import vllm_engine_args
     from domainlm.serving.engines.vllm_process import ProcessSpec, VllmProcess
@@ -71,7 +73,8 @@ def start_vllm(model_path: str, served: str, lora: dict[str, str], log_path: Pat
     process = VllmProcess(spec, log_path)
     process.start()
     url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/health", 600, process)
+    if wait:
+        wait_http(url + "/health", 600, process)
     return process, url
 
 

@@ -44,6 +44,8 @@ class VllmSection(Strict):
     env: dict[str, str] = Field(default_factory=dict)  # extra environment for managed processes
     startup_timeout_s: float = Field(600.0, gt=0)   # a replica not ready by then is restarted
     health_interval_s: float = Field(2.0, gt=0)     # supervisor health-check period
+    health_timeout_s: float = Field(5.0, gt=0)      # a probe unanswered this long counts as missed; a serving
+                                                    # replica leaves rotation after 3 missed in a row (busy ≠ gone)
     restart_backoff_s: float = Field(2.0, ge=0)     # first restart delay (doubles up to 60 s)
 
 

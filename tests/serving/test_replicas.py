@@ -64,6 +64,32 @@ def test_requests_fail_over_when_a_replica_drops(client, serving_stack):
     wait_all_healthy(serving_stack, 30)
 
 
+def test_a_slow_health_probe_keeps_a_serving_replica_until_three_in_a_row(client, serving_stack):
+    """A backend that stops answering (connections accepted, nothing back) is not dropped at its first missed probe:
+    on a loaded host /health can wait behind generation. Three missed in a row take it out; requests meanwhile
+    go to the other replica; when it answers again it comes back."""
+    from domainlm.serving.engines.vllm_server import SLOW_PROBES_TO_DOWN
+
+    proxy_replica = next(r for r in serving_stack.pool.replicas if not r.managed)
+    wait_all_healthy(serving_stack, 30)
+    serving_stack.proxy.pause()
+    try:
+        deadline = time.monotonic() + 60
+        while proxy_replica.consecutive_failures < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy_replica.consecutive_failures >= 1 and proxy_replica.healthy   # one miss: still in rotation
+        while proxy_replica.healthy and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not proxy_replica.healthy and "ReadTimeout" in proxy_replica.last_error
+        assert proxy_replica.consecutive_failures >= SLOW_PROBES_TO_DOWN
+        answers = [client.completions.create(model="medical", prompt=f"Question {i}:", max_tokens=2)
+                   for i in range(3)]
+        assert all(a.choices[0].text is not None for a in answers)
+    finally:
+        serving_stack.proxy.resume()
+    wait_all_healthy(serving_stack, 60)
+
+
 def test_killed_backend_gives_503_with_retry_after_then_recovers(client, gateway, serving_stack):
     managed = serving_stack.managed()
     restarts = managed.restarts

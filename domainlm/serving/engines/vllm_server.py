@@ -34,6 +34,7 @@ logger = log.get("serving.vllm")
 ROUTES = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 # the replica is gone or dropped the connection: fail over (before the first byte) or end the stream
 CONNECT_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+SLOW_PROBES_TO_DOWN = 3   # health probes that time out in a row before a serving replica leaves rotation
 
 
 def configured_api_key(settings) -> str | None:
@@ -97,7 +98,7 @@ class VllmEngine:
         # the engine); health checks and admin calls, off the hot path, through httpx
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s, sock_connect=5.0)
         self._session: aiohttp.ClientSession | None = None
-        self._probe = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        self._probe = httpx.AsyncClient(timeout=httpx.Timeout(settings.health_timeout_s, connect=2.0))
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
 
@@ -201,9 +202,12 @@ class VllmEngine:
             if now() >= replica.restart_at:
                 await self._restart(pool, replica)
             return
+        slow = False
         try:
             response = await self._probe.get(replica.url + "/health", headers=replica.headers())
             ok = response.status_code == 200
+        except httpx.TimeoutException as exc:
+            ok, response, slow = False, exc, True
         except httpx.HTTPError as exc:
             ok, response = False, exc
         if ok:
@@ -214,6 +218,11 @@ class VllmEngine:
                 logger.info("vllm replica healthy", url=replica.url, restarts=replica.restarts)
             return
         replica.consecutive_failures += 1
+        if slow and replica.healthy and replica.consecutive_failures < SLOW_PROBES_TO_DOWN:
+            # busy, not gone: on a loaded host /health can wait behind generation. A replica that refuses
+            # connections or fails requests leaves rotation at once; one that is only slow to answer the probe
+            # stays until it has missed SLOW_PROBES_TO_DOWN in a row
+            return
         was_healthy = replica.healthy
         replica.mark_down(f"health check failed: {response!r}"[:300])
         if was_healthy:
