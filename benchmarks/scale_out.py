@@ -148,7 +148,7 @@ def faults_under_load(work: Path, args, pg, redis_server, registry_root: Path, a
         gateways = [start_gateway(work, f"gw{i}", registry_root, state, [v[1] for v in vllm],
                                   ["petrochem", "medical"], work / "audit-hmac.key") for i in range(3)]
         procs += [g[0] for g in gateways]
-        for proc, url in gateways:
+        for _, url in gateways:
             wait_http(url + "/ready", 300, None)
         lb_port = free_port()
         procs.append(start_haproxy(work, "faults", lb_port, [int(u.rsplit(":", 1)[1]) for _, u in gateways]))
