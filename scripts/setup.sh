@@ -32,14 +32,15 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus-alertmanager
   fi
 fi
 
-echo "== postgresql + redis-server (the gateway's shared state when it runs as many replicas; the tests start"
-echo "   throwaway servers of both in temp dirs on free ports)"
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1; then
+echo "== postgresql + redis-server + haproxy (the gateway's shared state when it runs as many replicas; the tests"
+echo "   start throwaway servers in temp dirs on free ports; haproxy fronts the replicas in benchmarks/scale_out.py)"
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v redis-server >/dev/null 2>&1 \
+    || ! command -v haproxy >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
-    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server \
+    (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server haproxy \
       >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      --no-install-recommends postgresql redis-server >/dev/null)) \
-      || echo "warning: could not install postgresql/redis-server; the shared-state tests will be skipped"
+      --no-install-recommends postgresql redis-server haproxy >/dev/null)) \
+      || echo "warning: could not install postgresql/redis-server/haproxy; the shared-state tests will be skipped"
   fi
 fi
 

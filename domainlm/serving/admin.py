@@ -65,6 +65,7 @@ async def load(body: LoadRequest, request: Request, key: AdminDep):
         raise APIError(400, "load needs a pinned version such as medical@3", param="model")
     async with service.lock(vertical):
         entry = await lifecycle.load_version(service, vertical, version, actor(key))
+    await service.announce("adapter_loaded", ref=entry.ref)
     return {"loaded": entry.ref, "entry": entry.to_dict()}
 
 
@@ -77,6 +78,7 @@ async def unload(body: LoadRequest, request: Request, key: AdminDep):
         raise APIError(400, str(exc), param="model") from None
     async with service.lock(vertical):
         await lifecycle.unload_version(service, body.model, actor(key))
+    await service.announce("adapter_unloaded", ref=body.model)
     return {"unloaded": body.model}
 
 
@@ -106,6 +108,7 @@ async def promote(body: PromoteRequest, request: Request, key: AdminDep):
             raise registry_error(exc) from None
         previous = service.table.aliases.get(body.vertical)
         await lifecycle.switch_production(service, body.vertical, entry, previous)
+    await service.announce("registry_changed", vertical=body.vertical)
     return {"production": entry.ref, "previous": previous, "forced": body.force}
 
 
@@ -125,6 +128,7 @@ async def rollback(body: RollbackRequest, request: Request, key: AdminDep):
             raise registry_error(exc) from None
         previous = service.table.aliases.get(body.vertical)
         await lifecycle.switch_production(service, body.vertical, entry, previous)
+    await service.announce("registry_changed", vertical=body.vertical)
     return {"production": entry.ref, "previous": previous}
 
 
@@ -136,13 +140,10 @@ async def sync(request: Request, key: AdminDep):
     for group in service.config.bases:
         for vertical in group.verticals:
             async with service.lock(vertical):
-                production = await asyncio.to_thread(service.registry.production, vertical)
-                current = service.table.aliases.get(vertical)
-                if production is None or production.ref == current:
-                    continue
-                entry = await lifecycle.load_version(service, vertical, production.version, actor(key))
-                await lifecycle.switch_production(service, vertical, entry, current)
-                changed[vertical] = {"from": current, "to": entry.ref}
+                moved = await lifecycle.follow_registry(service, vertical, actor(key))
+            if moved:
+                changed[vertical] = moved
+                await service.announce("registry_changed", vertical=vertical)
     return {"changed": changed, "production": dict(service.table.aliases)}
 
 

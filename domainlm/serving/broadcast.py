@@ -9,6 +9,7 @@ truth, so a lost message costs at most the polling delay.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ RESYNC = {"kind": "resync"}   # delivered locally after every (re)subscription
 class Broadcast:
     def __init__(self, url: str, on_event: Callable[[dict], None], channel: str = CHANNEL):
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.origin = secrets.token_hex(6)   # events this process sent come back marked "mine"
         self.channel = channel
         self.on_event = on_event
         self.subscribed = threading.Event()
@@ -35,7 +37,8 @@ class Broadcast:
     def publish(self, kind: str, **fields) -> int:
         """Send one event to every replica (this one included); returns how many subscribers got it."""
         try:
-            return int(self.client.publish(self.channel, json.dumps({"kind": kind, **fields})))
+            return int(self.client.publish(self.channel, json.dumps({"kind": kind, **fields,
+                                                                     "origin": self.origin})))
         except redis.RedisError as exc:   # the database already holds the change; replicas see it by polling
             logger.warning("broadcast not sent; replicas catch up by polling", kind=kind, error=str(exc))
             return 0
@@ -51,7 +54,9 @@ class Broadcast:
                     self.subscribed.set()
                 message = pubsub.get_message(timeout=0.5)
                 if message and message.get("type") == "message":
-                    self.on_event(json.loads(message["data"]))
+                    event = json.loads(message["data"])
+                    event["mine"] = event.pop("origin", None) == self.origin
+                    self.on_event(event)
             except (redis.RedisError, OSError) as exc:
                 self.subscribed.clear()
                 logger.warning("broadcast subscription lost; retrying", error=str(exc))

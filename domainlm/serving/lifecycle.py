@@ -100,10 +100,12 @@ async def load_version(service, vertical: str, version: int | None, actor: str) 
         status = 404 if "not in the registry" in str(exc) or "no production" in str(exc) else 409
         raise APIError(status, str(exc), code="adapter_refused") from None
     if entry.ref not in engine.loaded():
-        try:
-            await engine.load_adapter(adapter_of(entry))
-        except AdapterLoadError as exc:
-            raise APIError(502, f"loading {entry.ref} failed: {exc}", code="adapter_load_failed") from None
+        # one replica at a time loads an adapter into the vLLM servers they share (a Redis lock when there is one)
+        async with service.adapter_lock(entry.ref):
+            try:
+                await engine.load_adapter(adapter_of(entry))
+            except AdapterLoadError as exc:
+                raise APIError(502, f"loading {entry.ref} failed: {exc}", code="adapter_load_failed") from None
     service.table.add_version(entry, engine)
     service.audit.record(request_id=f"admin-{actor}", key_id=actor, endpoint="admin/load", model=entry.ref,
                          vertical=vertical, version=entry.version, status=200)
@@ -135,3 +137,15 @@ async def switch_production(service, vertical: str, entry: Entry, previous: str 
                 break
             await asyncio.sleep(0.1)
         await engine.unload_adapter(previous)
+
+
+async def follow_registry(service, vertical: str, actor: str) -> dict | None:
+    """Serve `vertical`'s current production version from the registry (after a promote or rollback made by the
+    CLI or by another gateway replica); {"from", "to"} if it changed, else None. Call under service.lock(vertical)."""
+    production = await asyncio.to_thread(service.registry.production, vertical)
+    current = service.table.aliases.get(vertical)
+    if production is None or production.ref == current:
+        return None
+    entry = await load_version(service, vertical, production.version, actor)
+    await switch_production(service, vertical, entry, current)
+    return {"from": current, "to": entry.ref}

@@ -10,6 +10,7 @@ Engines (engines/) only speak OpenAI JSON to a model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 
@@ -32,6 +33,7 @@ from domainlm.serving.serving_chat import ChatEndpoint
 from domainlm.serving.serving_completion import CompletionEndpoint
 
 logger = log.get("serving")
+FOLLOWED = ("registry_changed", "adapter_loaded", "adapter_unloaded")   # other replicas' serving changes
 
 
 class GatewayService:
@@ -51,7 +53,7 @@ class GatewayService:
                                           retention_days=config.audit.retention_days,
                                           secret_file=config.audit.secret_file)
         self.metrics = Metrics()
-        self.limiter, self.broadcast = RateLimiter(), None
+        self.limiter, self.broadcast, self.loop = RateLimiter(), None, None
         if config.state.redis:   # shared limits + instant revocation/suspension on every replica
             self._share_through_redis(config.state.redis)
         self.table = ModelTable()
@@ -74,6 +76,7 @@ class GatewayService:
     async def start(self) -> None:
         from domainlm.serving.lifecycle import start_engines
 
+        self.loop = asyncio.get_running_loop()   # where the broadcast thread hands serving changes
         await start_engines(self)
 
     def _share_through_redis(self, url: str) -> None:
@@ -85,12 +88,59 @@ class GatewayService:
         self.keys.on_revoke = lambda key_id: self.broadcast.publish("key_revoked", id=key_id)
         self.suspensions.on_switch = lambda vertical: self.broadcast.publish("vertical_switched", vertical=vertical)
 
+    async def announce(self, kind: str, **fields) -> None:
+        """Tell the other replicas (with state.redis) that what this one serves changed; they follow."""
+        if self.broadcast is not None:
+            await asyncio.to_thread(self.broadcast.publish, kind, **fields)
+
+    @contextlib.asynccontextmanager
+    async def adapter_lock(self, ref: str):
+        """Across replicas (Redis) one load of `ref` into the shared vLLM servers at a time; in process otherwise
+        (the per-vertical lock already orders a replica's own loads)."""
+        if self.broadcast is None:
+            yield
+            return
+        lock = self.broadcast.client.lock(f"dlm:lock:adapter:{ref}", timeout=300, blocking_timeout=300)
+        acquired = await asyncio.to_thread(lock.acquire)
+        try:
+            yield
+        finally:
+            if acquired:
+                await asyncio.to_thread(lock.release)
+
     def _on_broadcast(self, event: dict) -> None:
+        """On the broadcast thread: caches are dropped here; serving changes run on the gateway's event loop."""
         kind = event.get("kind")
         if kind in ("key_revoked", "resync"):
             self.keys.forget()
         if kind in ("vertical_switched", "resync"):
             self.suspensions.forget()
+        if kind in FOLLOWED and not event.get("mine") and self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._follow(event), self.loop)
+
+    async def _follow(self, event: dict) -> None:
+        """Another replica promoted, rolled back, loaded or unloaded: serve the same (registry and vLLM servers are
+        shared, so this mostly updates this replica's routing table). Failures are logged; /admin/sync retries."""
+        from domainlm.registry import parse_ref
+        from domainlm.serving import lifecycle
+
+        try:
+            if event["kind"] == "registry_changed":
+                vertical = event["vertical"]
+                if vertical in {v for g in self.config.bases for v in g.verticals}:
+                    async with self.lock(vertical):
+                        await lifecycle.follow_registry(self, vertical, "replica")
+            elif event["kind"] == "adapter_loaded":
+                vertical, version = parse_ref(event["ref"])
+                if event["ref"] not in self.table.pinned:
+                    async with self.lock(vertical):
+                        await lifecycle.load_version(self, vertical, version, "replica")
+            elif event["kind"] == "adapter_unloaded" and event["ref"] in self.table.pinned:
+                vertical, _ = parse_ref(event["ref"])
+                async with self.lock(vertical):
+                    self.table.remove_version(event["ref"])
+        except Exception as exc:   # noqa: BLE001 - a follower must not die on one bad event
+            logger.error("could not follow another replica", event=event, error=str(exc))
 
     async def stop(self) -> None:
         await asyncio.gather(*(engine.stop() for engine in self.engines.values()), return_exceptions=True)

@@ -1,5 +1,6 @@
 """Two gateway processes on one PostgreSQL and one Redis (throwaway servers), through the official openai client:
-the key's rate limit holds across both, a suspension made on one replica stops the other at once, a revocation
+the key's rate limit holds across both, a suspension made on one replica stops the other at once, a promotion made
+through one is followed by the other, a revocation
 from the CLI is refused by both within a second, every request lands in the one audit table exactly once, and
 with audit.durable an answer is on the record before the client has it (a replica killed -9 right after loses
 nothing)."""
@@ -51,8 +52,11 @@ def _refused(client, status: int) -> bool:
 
 @pytest.mark.slow
 def test_two_replicas_share_limits_switches_revocations_and_audit(tmp_path, random_adapters, postgres_url,
-                                                                  redis_server):
-    registry_with_production(tmp_path, {"petrochem": random_adapters["petrochem"]})
+                                                                  redis_server, base_model):
+    from tests.fixtures.serving import build_adapter
+
+    registry = registry_with_production(tmp_path, {"petrochem": random_adapters["petrochem"]})
+    second = registry.register(build_adapter(tmp_path / "petrochem-v2", base_model, "petrochem", seed=7))
     made = cli("keys", "--db", postgres_url, "create", "--name", "app", "--scopes", "petrochem", "--rpm", "8")
     assert made.returncode == 0, made.stderr
     key, key_id = made.stdout.split()[0], made.stdout.split()[3]
@@ -94,6 +98,14 @@ def test_two_replicas_share_limits_switches_revocations_and_audit(tmp_path, rand
                           headers={"Authorization": f"Bearer {admin}"}, timeout=30).status_code == 200
         _until(lambda: _ask(ops[0]).model == "petrochem@1", 1.0)
 
+        # a promotion through replica 0: replica 1 follows (the registry is shared; the broadcast says which vertical)
+        promoted = httpx.post(urls[0] + "/admin/promote", json={"vertical": "petrochem", "version": second.version,
+                                                                 "force": True},
+                              headers={"Authorization": f"Bearer {admin}"}, timeout=120)
+        assert promoted.status_code == 200, promoted.text
+        follow_s = _until(lambda: _ask(ops[1]).model == second.ref, 30.0)
+        assert _ask(ops[0]).model == second.ref
+
         # a revocation from the CLI, broadcast through Redis: both replicas refuse the key (401, not 429)
         revoked = cli("keys", "--db", postgres_url, "--redis", redis_server.url, "revoke", key_id)
         assert revoked.returncode == 0 and "broadcast to 2 gateway replica(s)" in revoked.stdout, revoked.stdout
@@ -101,8 +113,9 @@ def test_two_replicas_share_limits_switches_revocations_and_audit(tmp_path, rand
         for client in clients:
             _until(lambda c=client: _refused(c, 401), 1.0)
         revoke_seen_s = time.monotonic() - start
-        print(f"suspension seen by the other replica after {suspend_seen_s * 1000:.0f} ms; revocation by both "
-              f"after {revoke_seen_s * 1000:.0f} ms (measured after the CLI returned)")
+        print(f"suspension seen by the other replica after {suspend_seen_s * 1000:.0f} ms; promotion followed after "
+              f"{follow_s * 1000:.0f} ms; revocation by both after {revoke_seen_s * 1000:.0f} ms (after the CLI "
+              "returned)")
 
         # an answer, then kill -9 at once: with audit.durable its row is already committed
         last = ops[0].chat.completions.with_raw_response.create(
