@@ -25,7 +25,10 @@ def test_wheel_installs_into_a_fresh_venv_and_its_cli_runs_from_there(tmp_path):
                    "domainlm/verticals/marine/vertical.yaml", "domainlm/verticals/petrochem/data/authored.jsonl",
                    "domainlm/verticals/marine/safety/prompts.jsonl",
                    "domainlm/kernels/ops/cpu_attention_kernel.cpp", "domainlm/kernels/ops/bf16_avx512.h",
-                   "domainlm/kernels/ops/cpu_lora_kernel.cpp", "domainlm/kernels/backends/verified_on.json"):
+                   "domainlm/kernels/ops/cpu_lora_kernel.cpp", "domainlm/kernels/backends/verified_on.json",
+                   "domainlm/state/migrations/gateway/env.py",   # the state migrations ship with the package
+                   "domainlm/state/migrations/gateway/versions/0001_gateway_tables.py",
+                   "domainlm/state/migrations/registry/versions/0001_registry_tables.py"):
         assert needed in names, f"{needed} is missing from {wheel.name}"
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "domainlm_cpu = domainlm.kernels.ops.vllm_plugin:cpu_platform" in \

@@ -107,13 +107,14 @@ def test_a_real_alertmanager_reaches_the_gateway_which_audits_and_suspends(hf_st
                   {"labels": {"alertname": "DomainlmGuardSlow", "vertical": "medical", "severity": "warning"},
                    "annotations": {"summary": "medical: guard checks take over 10 ms at p99"}}]
         assert httpx.post(am + "/api/v2/alerts", json=alerts).status_code == 200
+        def names() -> set[str]:   # the session's gateway may hold other alerts already (the fuzz tests post some)
+            return {json.loads(r["policy"])["alert"] if isinstance(r["policy"], str) else r["policy"]["alert"]
+                    for r in _audit(hf_stack, "admin/alerts")}
+
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and len(_audit(hf_stack, "admin/alerts")) < 2:
+        while time.monotonic() < deadline and not {"DomainlmBlockedOutputBurst", "DomainlmGuardSlow"} <= names():
             time.sleep(0.3)
-        rows = _audit(hf_stack, "admin/alerts")
-        names = {json.loads(r["policy"])["alert"] if isinstance(r["policy"], str) else r["policy"]["alert"]
-                 for r in rows}
-        assert {"DomainlmBlockedOutputBurst", "DomainlmGuardSlow"} <= names
+        assert {"DomainlmBlockedOutputBurst", "DomainlmGuardSlow"} <= names()
         suspended = hf_stack.service.suspensions.get("petrochem")
         assert suspended is not None and "DomainlmBlockedOutputBurst" in suspended.reason
         assert hf_stack.service.suspensions.get("medical") is None     # a warning does not stop a vertical
