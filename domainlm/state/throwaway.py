@@ -50,13 +50,47 @@ def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout_s: float = 
     raise TimeoutError(f"{what} did not listen on {port} within {timeout_s:g} s")
 
 
-class ThrowawayPostgres:
-    """`with ThrowawayPostgres() as pg: pg.url` — a fresh cluster, trust auth on 127.0.0.1, database `domainlm`."""
+class _Throwaway:
+    """A server process in its own temp dir: start() in a subclass; stop() sends `stop_signal`, then kills; the
+    dir goes with it. Usable as a context manager (a failed start cleans up too)."""
+
+    prefix = "dlm-"
+    stop_signal = signal.SIGTERM
 
     def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="dlm-pg-"))
+        self.dir = Path(tempfile.mkdtemp(prefix=self.prefix))
         self.port = 0
         self.proc: subprocess.Popen | None = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(self.stop_signal)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class ThrowawayPostgres(_Throwaway):
+    """`with ThrowawayPostgres() as pg: pg.url` — a fresh cluster, trust auth on 127.0.0.1, database `domainlm`."""
+
+    prefix = "dlm-pg-"
+    stop_signal = signal.SIGINT   # PostgreSQL's fast shutdown: clients are cut, nothing waits
 
     @property
     def url(self) -> str:
@@ -89,34 +123,10 @@ class ThrowawayPostgres:
                 raise RuntimeError(f"createdb failed: {done.stderr.strip()}")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)   # PostgreSQL's fast shutdown: clients are cut, nothing waits
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayPostgres:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class ThrowawayRedis:
+class ThrowawayRedis(_Throwaway):
     """`with ThrowawayRedis() as r: r.url` — an empty, non-persistent redis-server on a free loopback port."""
 
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="dlm-redis-"))
-        self.port = 0
-        self.proc: subprocess.Popen | None = None
+    prefix = "dlm-redis-"
 
     @property
     def url(self) -> str:
@@ -133,23 +143,3 @@ class ThrowawayRedis:
                                      preexec_fn=die_with_parent)
         _wait_port(self.port, self.proc, "redis-server")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> ThrowawayRedis:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
