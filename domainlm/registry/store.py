@@ -28,6 +28,7 @@ from domainlm.errors import IntegrityError
 from domainlm.atomic import atomic_dir, atomic_write_bytes
 from domainlm.registry import gates as gates_mod
 from domainlm.registry.index import COLUMNS, Index, now
+from domainlm.state.schema import registry_metadata, versions
 from domainlm.registry.names import NotFound, RegistryError, check_version, check_vertical, parse_ref
 
 logger = log.get("registry")
@@ -104,9 +105,7 @@ class Registry:
             for table in ("versions", "production_history", "audit"):
                 rows = [dict(r) for r in source.execute(text(f"SELECT * FROM {table}")).mappings()]
                 if rows:
-                    columns = list(rows[0])
-                    db.execute(text(f"INSERT INTO {table} ({', '.join(columns)}) "
-                                    f"VALUES ({', '.join(':' + c for c in columns)})"), rows)
+                    db.execute(registry_metadata.tables[table].insert(), rows)
                 copied += len(rows) if table == "versions" else 0
             if target.db.dialect == "postgresql":   # ids were copied as they were: move the sequences past them
                 for table in ("production_history", "audit"):
@@ -214,8 +213,7 @@ class Registry:
                    "created_at": manifest.get("created_at") or "", "report_path": None,
                    "base_model_id": base.get("model_id"), "base_sha256": base.get("weights_sha256")}
             with self.index.transaction() as db:
-                db.execute(text(f"INSERT INTO versions ({', '.join(COLUMNS)}) "
-                                f"VALUES ({', '.join(':' + c for c in COLUMNS)})"), row)
+                db.execute(versions.insert(), row)
                 self.index.audit(db, actor=actor, event="register", vertical=vertical, version=version,
                                  artifact_id=aid, source=str(source.resolve()))
         logger.info("registered", vertical=vertical, version=version, artifact_id=aid[:12])

@@ -24,11 +24,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from domainlm import paths
 from domainlm.serving.auth import utc_ms
 from domainlm.state import StateDB, open_state
+from domainlm.state.schema import requests
 from domainlm.verticals.pii import redact_text
 
 FIELDS = ("ts", "request_id", "key_id", "endpoint", "model", "vertical", "version", "status", "error", "stream",
           "latency_ms", "prompt_tokens", "completion_tokens", "prompt", "prompt_sha256", "answer", "policy")
-INSERT = text(f"INSERT INTO requests ({', '.join(FIELDS)}) VALUES ({', '.join(':' + f for f in FIELDS)})")
+INSERT = requests.insert()   # the table as domainlm/state/schema.py defines it
 MAX_TEXT = 8000  # characters of prompt/answer text kept per row
 PURGE_EVERY_S = 3600.0  # how often rows past the retention period are deleted
 MAX_BATCH = 1000        # rows per transaction at most

@@ -19,6 +19,16 @@ class RateLimited(Exception):
         self.retry_after = retry_after
 
 
+def refusal(verdict: str, rpm: int, tpm: int, estimated_tokens: int, wait: float) -> RateLimited:
+    """The one wording of each refusal, whichever limiter decided it: verdict `rpm`, `too_big` or `tpm`."""
+    if verdict == "rpm":
+        return RateLimited(f"rate limit reached: {rpm} requests per minute for this key", wait)
+    if verdict == "too_big":
+        return RateLimited(f"this request may use {estimated_tokens} tokens, more than this key's limit of "
+                           f"{tpm} tokens per minute: lower max_tokens", wait)
+    return RateLimited(f"rate limit reached: {tpm} tokens per minute for this key", wait)
+
+
 class LimiterUnavailable(Exception):
     """The shared limiter (Redis) cannot be asked: the request is refused with a retriable 503, never let through."""
 
@@ -46,11 +56,9 @@ class RateLimiter:
         bucket = self._buckets.setdefault(key_id, _Bucket())
         bucket.trim(now)
         if len(bucket.requests) >= rpm:
-            wait = bucket.requests[0] + WINDOW_S - now
-            raise RateLimited(f"rate limit reached: {rpm} requests per minute for this key", wait)
+            raise refusal("rpm", rpm, tpm, estimated_tokens, bucket.requests[0] + WINDOW_S - now)
         if estimated_tokens > tpm:
-            raise RateLimited(f"this request may use {estimated_tokens} tokens, more than this key's limit of "
-                              f"{tpm} tokens per minute: lower max_tokens", WINDOW_S)
+            raise refusal("too_big", rpm, tpm, estimated_tokens, WINDOW_S)
         used = sum(t[1] for t in bucket.tokens)
         if used + estimated_tokens > tpm:
             need, wait = used + estimated_tokens - tpm, WINDOW_S
@@ -59,7 +67,7 @@ class RateLimiter:
                 if need <= 0:
                     wait = stamp + WINDOW_S - now
                     break
-            raise RateLimited(f"rate limit reached: {tpm} tokens per minute for this key", wait)
+            raise refusal("tpm", rpm, tpm, estimated_tokens, wait)
         bucket.requests.append(now)
         reservation = [now, estimated_tokens]
         bucket.tokens.append(reservation)

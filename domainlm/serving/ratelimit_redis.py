@@ -16,7 +16,7 @@ import threading
 import redis
 
 from domainlm.log import get
-from domainlm.serving.ratelimit import WINDOW_S, LimiterUnavailable, RateLimited
+from domainlm.serving.ratelimit import WINDOW_S, LimiterUnavailable, refusal
 
 logger = get("serving")
 
@@ -102,14 +102,8 @@ class RedisRateLimiter:
             raise LimiterUnavailable(f"rate limiter unavailable (Redis: {type(exc).__name__}); retry shortly") \
                 from None
         verdict, wait = (v.decode() if isinstance(v, bytes) else v for v in answer)
-        wait = max(0.0, float(wait))
-        if verdict == "rpm":
-            raise RateLimited(f"rate limit reached: {rpm} requests per minute for this key", wait)
-        if verdict == "too_big":
-            raise RateLimited(f"this request may use {estimated_tokens} tokens, more than this key's limit of "
-                              f"{tpm} tokens per minute: lower max_tokens", wait)
-        if verdict == "tpm":
-            raise RateLimited(f"rate limit reached: {tpm} tokens per minute for this key", wait)
+        if verdict != "ok":
+            raise refusal(verdict, rpm, tpm, estimated_tokens, max(0.0, float(wait)))
         return key_id, reservation
 
     def settle(self, reservation: tuple[str, str], actual_tokens: int) -> None:
