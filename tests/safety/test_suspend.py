@@ -3,8 +3,6 @@ within 2 s (a 503 naming the reason, through the official openai client), is aud
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import pytest
 import yaml
 
 from domainlm.serving.suspension import SuspensionError, SuspensionStore, switch
-from tests.fixtures.serving import free_port, registry_with_production, serve_config, wait_ready
+from tests.fixtures.serving import free_port, registry_with_production, serve_config, stop_servers, wait_ready
 
 
 def cli(*args):
@@ -99,8 +97,4 @@ def test_suspend_reaches_every_replica_within_two_seconds_and_resume_undoes_it(t
             audit = [r[0] for r in con.execute("SELECT endpoint FROM requests WHERE endpoint LIKE 'admin/vertical/%'")]
         assert audit == ["admin/vertical/suspend", "admin/vertical/resume"]
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.communicate(timeout=60)
+        stop_servers(procs)

@@ -20,7 +20,7 @@ import yaml
 from sqlalchemy import text
 
 from domainlm.state import StateDB
-from tests.fixtures.serving import free_port, registry_with_production, serve_config, wait_ready
+from tests.fixtures.serving import free_port, registry_with_production, serve_config, stop_servers, wait_ready
 
 
 def cli(*args):
@@ -136,8 +136,4 @@ def test_two_replicas_share_limits_switches_revocations_and_audit(tmp_path, rand
                 == 200
         db.dispose()
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            proc.communicate(timeout=60)
+        stop_servers(procs)
